@@ -1,0 +1,44 @@
+"""Helpers every view uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from core.model import Account, Domain
+
+
+def cs_date(value: dt.datetime | None) -> str | None:
+    """CloudStack's date format: 2024-01-15T10:20:30+0000 (stored values are naive UTC)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S+0000") if value else None
+
+
+def compact(data: dict) -> dict:
+    """Leave out None values, as CloudStack does."""
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def owner_fields(session: Session, account_id: int | None, domain_id: int | None) -> dict:
+    """account, accountid, domain, domainid (and domainpath) of an owned resource."""
+    fields: dict = {}
+    if account_id is not None:
+        account = session.get(Account, account_id)
+        fields.update(account=account.name, accountid=account.uuid)
+    if domain_id is not None:
+        domain = session.get(Domain, domain_id)
+        fields.update(domain=domain.name, domainid=domain.uuid, domainpath=_domain_path(domain))
+    return fields
+
+
+def _domain_path(domain: Domain) -> str:
+    return "ROOT" + domain.path.rstrip("/") if domain.path != "/" else "ROOT"
+
+
+OWNER_FIELDS = {
+    "account": "the account owning the resource",
+    "accountid": "the id of the account owning the resource",
+    "domain": "the domain of the owning account",
+    "domainid": "the id of the domain of the owning account",
+    "domainpath": "the path of the domain of the owning account",
+}

@@ -1,0 +1,365 @@
+"""How an API command is declared: its name, parameters, access and response.
+
+The API layer (``api/``) and plugins both declare commands with ``@api_command``.
+One marshmallow schema per command, built from the ``params`` given, validates
+the request and describes the command in ``listApis``.
+
+    @api_command("listZones", response="zone", is_list=True, roles=ALL_ROLES,
+                 params={"id": P.uuid("the zone"), "name": P.string("the zone's name")})
+    def list_zones(ctx, p): ...
+
+A handler gets a ``CommandContext`` and the validated parameters (a dict with
+lowercase names; absent optional parameters are absent). It returns:
+
+* a list command: ``(total_count, [object dicts])``;
+* a synchronous command: an object dict (wrapped under ``response``), or
+  ``SUCCESS`` for CloudStack's ``{"success": "true"}``;
+* an async command: the ``core.jobs.JobHandle`` from ``ctx.start_job``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid as uuidlib
+from typing import Any, Callable
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+
+from .errors import InvalidParameterError
+
+ADMIN, DOMAIN_ADMIN, USER = "Admin", "DomainAdmin", "User"
+ALL_ROLES = frozenset({ADMIN, DOMAIN_ADMIN, USER})
+ADMINS = frozenset({ADMIN, DOMAIN_ADMIN})
+ROOT_ONLY = frozenset({ADMIN})
+
+SUCCESS = {"success": "true"}
+
+_MAP_KEY = re.compile(r"^([a-z0-9_]+)\[(\d+)\]\.([a-z0-9_]+)$")
+
+
+class _Typed:
+    """Mixin giving a field the CloudStack type ``listApis`` shows."""
+
+    cs_type = "string"
+
+
+class String(_Typed, fields.String):
+    def __init__(self, max_length: int | None = 255, **kw):
+        self.max_length = max_length
+        super().__init__(**kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        value = super()._deserialize(value, attr, data, **kw)
+        if self.max_length and len(value) > self.max_length:
+            raise ValidationError(f"must be at most {self.max_length} characters")
+        return value
+
+
+class Uuid(_Typed, fields.String):
+    cs_type = "uuid"
+
+    def _deserialize(self, value, attr, data, **kw):
+        value = super()._deserialize(value, attr, data, **kw).strip()
+        try:
+            return str(uuidlib.UUID(value))
+        except ValueError:
+            raise ValidationError(f"'{value}' is not a valid uuid") from None
+
+
+class Integer(_Typed, fields.Integer):
+    cs_type = "integer"
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None, **kw):
+        self.minimum, self.maximum = minimum, maximum
+        super().__init__(strict=False, **kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValidationError(f"'{value}' is not a whole number") from None
+        if self.minimum is not None and number < self.minimum:
+            raise ValidationError(f"must be at least {self.minimum}")
+        if self.maximum is not None and number > self.maximum:
+            raise ValidationError(f"must be at most {self.maximum}")
+        return number
+
+
+class Long(Integer):
+    cs_type = "long"
+
+
+class Float(_Typed, fields.Float):
+    cs_type = "float"
+
+
+class Boolean(_Typed, fields.Field):
+    cs_type = "boolean"
+
+    def _deserialize(self, value, attr, data, **kw):
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValidationError(f"'{value}' is not true or false")
+
+
+class ListOf(_Typed, fields.Field):
+    """CloudStack's comma-separated list parameter."""
+
+    cs_type = "list"
+
+    def __init__(self, item: fields.Field | None = None, **kw):
+        self.item = item or String()
+        super().__init__(**kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        parts = value if isinstance(value, list) else str(value).split(",")
+        return [self.item.deserialize(part.strip()) for part in parts if str(part).strip()]
+
+
+class MapOf(_Typed, fields.Field):
+    """CloudStack's map parameter, sent as ``name[0].key=value&name[0].other=...``.
+
+    Deserialises to a list of dicts, one per index, in index order.
+    """
+
+    cs_type = "map"
+
+    def _deserialize(self, value, attr, data, **kw):
+        if isinstance(value, dict):
+            return [value[k] for k in sorted(value)]
+        raise ValidationError("must be given as name[0].key=value")
+
+
+class Date(_Typed, fields.Field):
+    cs_type = "date"
+
+    def _deserialize(self, value, attr, data, **kw):
+        for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"):
+            try:
+                return dt.datetime.strptime(str(value), fmt)
+            except ValueError:
+                continue
+        raise ValidationError(f"'{value}' is not a date (yyyy-MM-dd or yyyy-MM-dd HH:mm:ss)")
+
+
+class P:
+    """Short constructors for parameters: ``P.uuid("the zone", required=True)``."""
+
+    @staticmethod
+    def _make(cls, description: str, required: bool, **kw):
+        return cls(required=required, metadata={"description": description}, **kw)
+
+    @classmethod
+    def string(cls, description="", required=False, max_length=255):
+        return cls._make(String, description, required, max_length=max_length)
+
+    @classmethod
+    def text(cls, description="", required=False, max_length=1048576):
+        return cls._make(String, description, required, max_length=max_length)
+
+    @classmethod
+    def uuid(cls, description="", required=False):
+        return cls._make(Uuid, description, required)
+
+    @classmethod
+    def integer(cls, description="", required=False, minimum=None, maximum=None):
+        return cls._make(Integer, description, required, minimum=minimum, maximum=maximum)
+
+    @classmethod
+    def long(cls, description="", required=False, minimum=None, maximum=None):
+        return cls._make(Long, description, required, minimum=minimum, maximum=maximum)
+
+    @classmethod
+    def float(cls, description="", required=False):
+        return cls._make(Float, description, required)
+
+    @classmethod
+    def boolean(cls, description="", required=False):
+        return cls._make(Boolean, description, required)
+
+    @classmethod
+    def list(cls, description="", required=False, item=None):
+        return cls._make(ListOf, description, required, item=item)
+
+    @classmethod
+    def map(cls, description="", required=False):
+        return cls._make(MapOf, description, required)
+
+    @classmethod
+    def date(cls, description="", required=False):
+        return cls._make(Date, description, required)
+
+
+#: parameters every list command takes
+LIST_PARAMS = {
+    "keyword": P.string("list by keyword (matches the name)"),
+    "page": P.integer("the page to return, from 1", minimum=1),
+    "pagesize": P.integer("the number of items per page", minimum=1),
+    "listall": P.boolean("list all resources the caller may see, not only its own"),
+    "account": P.string("list resources of this account (with domainid)"),
+    "domainid": P.uuid("list resources of this domain"),
+    "isrecursive": P.boolean("with domainid, also list the subdomains' resources"),
+    "projectid": P.uuid("list resources of this project"),
+}
+
+
+@dataclasses.dataclass
+class ApiCommand:
+    name: str
+    handler: Callable[..., Any]
+    schema: Schema
+    response: str
+    description: str
+    is_async: bool = False
+    is_list: bool = False
+    roles: frozenset[str] = ALL_ROLES
+    #: response fields for listApis: {name: description}
+    response_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    since: str = "4.0.0"
+
+    @property
+    def lower_name(self) -> str:
+        return self.name.lower()
+
+    @property
+    def params(self) -> dict[str, fields.Field]:
+        return dict(self.schema.fields)
+
+    def validate(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Turn the request's parameters into typed values; 431 naming the parameter otherwise."""
+        data = fold_map_params(raw)
+        for name, field in self.schema.fields.items():
+            if field.required and (data.get(name) in (None, "")):
+                raise InvalidParameterError(
+                    f"Unable to execute API command {self.lower_name} due to missing parameter {name}")
+        try:
+            return self.schema.load({k: v for k, v in data.items() if v != "" or k not in self.schema.fields})
+        except ValidationError as exc:
+            name, problems = next(iter(exc.normalized_messages().items()))
+            problem = problems[0] if isinstance(problems, list) else problems
+            raise InvalidParameterError(
+                f"Unable to execute API command {self.lower_name} due to invalid value for parameter "
+                f"{name}: {problem}") from None
+
+
+def fold_map_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """Lowercase names, and gather ``name[i].key=value`` pairs into ``{name: {i: {key: value}}}``."""
+    folded: dict[str, Any] = {}
+    for key, value in raw.items():
+        lower = key.lower()
+        match = _MAP_KEY.match(lower)
+        if match:
+            name, index, sub = match.group(1), int(match.group(2)), match.group(3)
+            folded.setdefault(name, {}).setdefault(index, {})[sub] = value
+        else:
+            folded[lower] = value
+    return folded
+
+
+def api_command(name: str, *, response: str, params: dict[str, fields.Field] | None = None,
+                description: str = "", is_async: bool = False, is_list: bool = False,
+                roles: frozenset[str] = ALL_ROLES, response_fields: dict[str, str] | None = None,
+                since: str = "4.0.0"):
+    """Declare an API command. The decorated function becomes ``ApiCommand.handler``;
+    the decorator returns the ``ApiCommand``."""
+
+    def decorate(handler: Callable[..., Any]) -> ApiCommand:
+        declared = dict(LIST_PARAMS) if is_list else {}
+        declared.update(params or {})
+        schema_class = Schema.from_dict(declared, name=f"{name}Params")
+        return ApiCommand(
+            name=name, handler=handler, schema=schema_class(unknown=EXCLUDE), response=response,
+            description=description or (handler.__doc__ or "").strip().split("\n")[0],
+            is_async=is_async, is_list=is_list, roles=frozenset(roles),
+            response_fields=dict(response_fields or {}), since=since)
+
+    return decorate
+
+
+def collect(module_or_namespace) -> list[ApiCommand]:
+    """Every ``ApiCommand`` defined at the top level of a module."""
+    items = vars(module_or_namespace).values() if not isinstance(module_or_namespace, dict) \
+        else module_or_namespace.values()
+    return [item for item in items if isinstance(item, ApiCommand)]
+
+
+class CommandContext:
+    """What a command handler works with: the cloud, the caller, and the one
+    transaction the command's change happens in (``session``)."""
+
+    def __init__(self, cloud, session, caller, command: ApiCommand, params: dict[str, Any]):
+        self.cloud = cloud
+        self.session = session
+        self.caller = caller
+        self.command = command
+        self.params = params
+
+    # -- lookups -------------------------------------------------------------
+
+    def get(self, model, uuid: str | None, param: str = "id", *, check_owner: bool = True,
+            include_removed: bool = False):
+        """The row with this public id; 431 naming ``param`` when there is none,
+        531 when the caller may not reach it."""
+        from sqlalchemy import select
+
+        from .access import check_owner as _check_owner
+
+        row = None
+        if uuid is not None:
+            query = select(model).where(model.uuid == uuid)
+            if hasattr(model, "removed") and not include_removed:
+                query = query.where(model.removed.is_(None))
+            row = self.session.scalar(query)
+        if row is None:
+            raise InvalidParameterError(
+                f"Unable to execute API command {self.command.lower_name} due to invalid value. "
+                f"Invalid parameter {param} value={uuid} due to incorrect long value format, "
+                f"or entity does not exist or due to incorrect parameter annotation for the field in api cmd class.")
+        if check_owner:
+            _check_owner(self.session, self.caller, row, self.cloud.plugins, self.command.name)
+        return row
+
+    def page(self, query, *, name_column=None, order_by=None) -> tuple[int, list]:
+        """Apply ``keyword``, ``page`` and ``pagesize``; return (total matching, rows of the page)."""
+        from sqlalchemy import func, select
+
+        keyword = self.params.get("keyword")
+        if keyword and name_column is not None:
+            query = query.where(name_column.ilike(f"%{_escape_like(keyword)}%", escape="\\"))
+        total = self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        limit = self.cloud.config.get(self.session, "default.page.size")
+        size = min(self.params.get("pagesize") or limit, limit)
+        number = self.params.get("page") or 1
+        if order_by is not None:
+            query = query.order_by(*order_by) if isinstance(order_by, (list, tuple)) else query.order_by(order_by)
+        rows = self.session.scalars(query.limit(size).offset((number - 1) * size)).all()
+        return total, rows
+
+    def owner_filter(self, model):
+        from .access import owner_filter
+
+        return owner_filter(self.session, self.caller, model, self.params)
+
+    # -- changes -------------------------------------------------------------
+
+    def start_job(self, handler: str, params: dict[str, Any], *, instance=None, instance_type: str | None = None):
+        """Queue the async part of this command once its transaction commits."""
+        return self.cloud.jobs.submit(
+            self.session, command=self.command.name, handler=handler, params=params, caller=self.caller,
+            instance_type=instance_type or (type(instance).__name__ if instance is not None else None),
+            instance_uuid=getattr(instance, "uuid", None))
+
+    def event(self, event_type: str, description: str, resource=None, **kw):
+        from . import events
+
+        return events.record(self.session, event_type, description, caller=self.caller, resource=resource,
+                             plugins=self.cloud.plugins, **kw)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,93 @@
+"""Global settings kept in the database, CloudStack style (``listConfigurations``).
+
+Unlike ``core.config`` (how this process starts), these are the cloud's
+policies, changed at run time by ``updateConfiguration``. Plugins add keys
+through the ``strato_configuration_keys`` hook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import InvalidParameterError
+from .model import Configuration
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    category: str
+    default: str
+    description: str
+    value_type: str = "String"  # String | Integer | Float | Boolean
+
+    def parse(self, value: str | None):
+        value = self.default if value is None else value
+        try:
+            if self.value_type == "Integer":
+                return int(value)
+            if self.value_type == "Float":
+                return float(value)
+            if self.value_type == "Boolean":
+                if str(value).lower() not in ("true", "false"):
+                    raise ValueError(value)
+                return str(value).lower() == "true"
+        except ValueError:
+            raise InvalidParameterError(
+                f"{self.name} takes a value of type {self.value_type}, not {value!r}") from None
+        return value
+
+
+CORE_KEYS = [
+    ConfigKey("cpu.overprovisioning.factor", "Advanced", "1.0",
+              "CPU overprovisioning for clusters that set none of their own", "Float"),
+    ConfigKey("mem.overprovisioning.factor", "Advanced", "1.0",
+              "Memory overprovisioning for clusters that set none of their own", "Float"),
+    ConfigKey("storage.overprovisioning.factor", "Storage", "2.0",
+              "Overprovisioning of thin-provisioned primary storage", "Float"),
+    ConfigKey("cluster.cpu.allocated.capacity.disablethreshold", "Alert", "0.85",
+              "Allocated share of a cluster's CPU above which the planner skips the cluster", "Float"),
+    ConfigKey("cluster.memory.allocated.capacity.disablethreshold", "Alert", "0.85",
+              "Allocated share of a cluster's memory above which the planner skips the cluster", "Float"),
+    ConfigKey("pool.storage.allocated.capacity.disablethreshold", "Alert", "0.85",
+              "Allocated share of a primary pool above which no new volume is placed on it", "Float"),
+    ConfigKey("default.page.size", "Advanced", "500", "Default and maximum page size of list commands", "Integer"),
+    ConfigKey("expunge.delay", "Advanced", "86400",
+              "Seconds a destroyed VM waits before it is expunged", "Integer"),
+    ConfigKey("job.expire.minutes", "Advanced", "1440", "Minutes a finished async job is kept", "Integer"),
+    ConfigKey("ping.interval", "Advanced", "60", "Seconds between host pings", "Integer"),
+    ConfigKey("vm.destroy.forcestop", "Advanced", "false", "Force-stop a VM when destroying it", "Boolean"),
+]
+
+
+class GlobalConfig:
+    """Typed access to the settings table."""
+
+    def __init__(self, keys: list[ConfigKey]):
+        self.keys = {key.name: key for key in keys}
+
+    def seed(self, session: Session) -> None:
+        """Insert rows for keys the table does not have yet; existing values stay."""
+        present = set(session.scalars(select(Configuration.name)))
+        for key in self.keys.values():
+            if key.name not in present:
+                session.add(Configuration(name=key.name, category=key.category, value=key.default,
+                                          default_value=key.default, description=key.description,
+                                          value_type=key.value_type))
+
+    def get(self, session: Session, name: str):
+        key = self.keys[name]
+        row = session.get(Configuration, name)
+        return key.parse(row.value if row else None)
+
+    def set(self, session: Session, name: str, value: str) -> Configuration:
+        key = self.keys.get(name)
+        row = session.get(Configuration, name)
+        if key is None or row is None:
+            raise InvalidParameterError(f"Configuration {name!r} does not exist")
+        key.parse(value)  # raises 431 for a value of the wrong type
+        row.value = value
+        return row

@@ -1,0 +1,1 @@
+"""The simulator plugin: simulated hosts and storage, and the ``configureSimulator`` command."""
