@@ -36,7 +36,7 @@ setup(
                  "psycopg2-binary>=2.9", "PyMySQL>=1.1"],
     },
     entry_points={
-        "console_scripts": ["strato = core.cli:main"],
+        "console_scripts": ["strato = api.cli:main"],
         "strato.hypervisors": [
             "simulator = plugins.hypervisor_simulator.hypervisor:SimulatorHypervisor",
             "kvm = plugins.hypervisor_kvm.driver:LibvirtDriver",

@@ -264,12 +264,13 @@ def fold_map_params(raw: dict[str, Any]) -> dict[str, Any]:
 def api_command(name: str, *, response: str, params: dict[str, fields.Field] | None = None,
                 description: str = "", is_async: bool = False, is_list: bool = False,
                 roles: frozenset[str] = ALL_ROLES, response_fields: dict[str, str] | None = None,
-                since: str = "4.0.0"):
+                since: str = "4.0.0", list_params: bool | None = None):
     """Declare an API command. The decorated function becomes ``ApiCommand.handler``;
-    the decorator returns the ``ApiCommand``."""
+    the decorator returns the ``ApiCommand``. ``is_list`` shapes the response as a list;
+    ``list_params`` (default: ``is_list``) adds the paging and ownership parameters."""
 
     def decorate(handler: Callable[..., Any]) -> ApiCommand:
-        declared = dict(LIST_PARAMS) if is_list else {}
+        declared = dict(LIST_PARAMS) if (is_list if list_params is None else list_params) else {}
         declared.update(params or {})
         schema_class = Schema.from_dict(declared, name=f"{name}Params")
         return ApiCommand(
@@ -340,10 +341,14 @@ class CommandContext:
         rows = self.session.scalars(query.limit(size).offset((number - 1) * size)).all()
         return total, rows
 
-    def owner_filter(self, model):
+    def owner_filter(self, model, *, by_id: bool = False):
+        """The WHERE clause of a list command (``core.access.owner_filter``). ``by_id``: the
+        request names resources by id, which CloudStack treats as ``listall=true``: every
+        resource the caller may reach, and nothing else."""
         from .access import owner_filter
 
-        return owner_filter(self.session, self.caller, model, self.params)
+        params = {**self.params, "listall": True} if by_id else self.params
+        return owner_filter(self.session, self.caller, model, params)
 
     # -- changes -------------------------------------------------------------
 

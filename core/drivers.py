@@ -137,6 +137,9 @@ class TemplateRef:
     size_bytes: int | None
     #: where the template sits on a store/pool, as the storage driver reported it
     install_path: str | None = None
+    #: the image store holding it (``install_path`` is relative to it)
+    store_url: str | None = None
+    store_details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Driver(abc.ABC):
@@ -250,7 +253,9 @@ class PrimaryStorageDriver(Driver):
 
     @abc.abstractmethod
     def delete_volume(self, pool: PoolRef, volume: VolumeSpec) -> None:
-        """Remove the volume's data. Idempotent."""
+        """Remove the volume's data. Idempotent. With ``volume.path`` None (a creation
+        that crashed before its path was recorded), remove whatever ``create_volume``
+        may have made for ``volume.uuid``: paths must therefore derive from the uuid."""
 
     def resize_volume(self, pool: PoolRef, volume: VolumeSpec, new_size_bytes: int) -> None:
         raise NotImplementedError

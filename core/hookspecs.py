@@ -31,7 +31,7 @@ def strato_configure(settings):
 
 @hookspec
 def strato_api_commands():
-    """Start-up, when the API builds its command table.
+    """Start-up, when the API builds its command table; outside any transaction.
 
     Return a list of ``core.commands.ApiCommand`` (made with ``@api_command``) to
     add to the native API; they appear in ``listApis`` like built-in ones. A name
@@ -42,7 +42,7 @@ def strato_api_commands():
 
 @hookspec
 def strato_configuration_keys():
-    """Start-up, when global settings are seeded.
+    """Start-up, when global settings are seeded (before the seeding transaction opens).
 
     Return a list of ``core.globalconfig.ConfigKey``; each becomes a row shown by
     ``listConfigurations`` and changeable with ``updateConfiguration``. Results

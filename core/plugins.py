@@ -70,9 +70,7 @@ class PluginManager:
 
         manager = NamedExtensionManager(
             GROUPS[kind], names, name_order=True, invoke_on_load=False,
-            on_load_failure_callback=on_failure, on_missing_entrypoints_callback=on_missing,
-            warn_on_missing_entrypoint=False,
-        )
+            on_load_failure_callback=on_failure, on_missing_entrypoints_callback=on_missing)
         if failures:
             raise ConfigurationError("; ".join(failures))
         return [(ext.name, ext.plugin) for ext in manager]

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import shutil
 import threading
-import time
-import urllib.parse
 import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
+from api.inprocess import ApiError, InProcessClient, sign, user_keys  # noqa: F401 (re-exported)
 from core.db import Database
 
 PG_ADMIN_URL = os.environ.get("STRATO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -109,71 +105,12 @@ def database_backend(name: str, workdir: Path):
     raise ValueError(f"STRATO_TEST_DB={name!r}: use sqlite, postgresql or mariadb")
 
 
-def sign(params: dict[str, str], secret: str) -> str:
-    """CloudStack's signature, computed the way the ``cs`` library does."""
-    query = "&".join(f"{k}={urllib.parse.quote(str(v), safe='*')}" for k, v in sorted(params.items()))
-    digest = hmac.new(secret.encode(), query.lower().encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-class ApiClient:
-    """Calls /client/api through the Flask test client, signed with a user's keys."""
-
-    def __init__(self, app, api_key: str, secret_key: str):
-        self.http = app.test_client()
-        self.api_key, self.secret_key = api_key, secret_key
+class ApiClient(InProcessClient):
+    """A signed in-process client for a user (keys are made on first use)."""
 
     @classmethod
     def for_user(cls, app, cloud, username: str, domain_id: int | None = None) -> ApiClient:
-        from core.model import User
-        from core.passwords import new_key
-
-        with cloud.db.transaction() as session:
-            query = sa.select(User).where(User.username == username, User.removed.is_(None))
-            if domain_id is not None:
-                query = query.where(User.domain_id == domain_id)
-            user = session.scalars(query).one()
-            if not user.api_key:
-                user.api_key, user.secret_key = new_key(), new_key()
-            keys = user.api_key, user.secret_key
-        return cls(app, *keys)
-
-    def raw(self, command: str, method: str = "GET", **params):
-        """The Flask response of a signed call (JSON unless ``response`` is given)."""
-        params = {"command": command, "response": "json", "apiKey": self.api_key,
-                  **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items()
-                     if v is not None}}
-        params["signature"] = sign(params, self.secret_key)
-        if method == "GET":
-            return self.http.get("/client/api", query_string=params)
-        return self.http.post("/client/api", data=params)
-
-    def __call__(self, command: str, **params) -> dict:
-        """The unwrapped response body; raises ``ApiError`` on an error envelope."""
-        response = self.raw(command, **params)
-        body = response.get_json()
-        (key, value), = body.items()
-        if response.status_code != 200:
-            raise ApiError(response.status_code, value)
-        return value
-
-    def wait(self, job: dict, timeout: float = 30.0) -> dict:
-        """Poll queryAsyncJobResult until the job ends; returns its jobresult (raises ApiError on failure)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = self("queryAsyncJobResult", jobid=job["jobid"])
-            if result["jobstatus"] == 1:
-                return result["jobresult"]
-            if result["jobstatus"] == 2:
-                raise ApiError(result["jobresult"]["errorcode"], result["jobresult"])
-            time.sleep(0.05)
-        raise TimeoutError(f"job {job['jobid']} did not finish in {timeout}s")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, body: dict):
-        super().__init__(f"{status}: {body.get('errortext')}")
-        self.status, self.body = status, body
+        return cls(app, *user_keys(cloud, username, domain_id))
 
 
 class LiveServer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Bytes, Resource, utcnow
@@ -57,6 +57,9 @@ class VirtualMachine(Resource, Base):
 
 class Nic(Resource, Base):
     __tablename__ = "nic"
+    # One address per network: the constraint, not a read-then-write, is what makes
+    # concurrent allocations safe.
+    __table_args__ = (UniqueConstraint("network_id", "ip_address"),)
 
     vm_id: Mapped[int] = mapped_column(ForeignKey("vm_instance.id"))
     network_id: Mapped[int] = mapped_column(ForeignKey("network.id"))

@@ -23,20 +23,29 @@ CREATE TABLE IF NOT EXISTS sim_volume (path TEXT PRIMARY KEY, pool_url TEXT NOT 
 class SimulatorState:
     def __init__(self, path: Path | str):
         self.path = str(path)
-        if self.path != ":memory:":
+        if self.path == ":memory:":
+            self._uri = f"file:sim{id(self)}?mode=memory&cache=shared"
+            self._keepalive = sqlite3.connect(self._uri, uri=True)  # the memory database lives while this does
+        else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._uri = Path(self.path).absolute().as_uri()
         self._local = threading.local()
-        with self.cursor() as cur:
-            cur.executescript(SCHEMA)
+        self._connection().executescript(SCHEMA)  # executescript manages its own transaction
+
+    def _connection(self) -> sqlite3.Connection:
+        # one connection per thread: sqlite3 connections must not cross threads;
+        # ":memory:" is shared through the URI form so every thread sees one world
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._uri, timeout=30, isolation_level=None, uri=True,
+                                   check_same_thread=False)
+            self._local.conn = conn
+        return conn
 
     @contextlib.contextmanager
     def cursor(self):
         """One write transaction; concurrent processes wait for each other."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._local.conn = conn
-        cur = conn.cursor()
+        cur = self._connection().cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             yield cur

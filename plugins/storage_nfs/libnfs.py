@@ -140,8 +140,7 @@ class NfsClient:
             self._lib.nfs_set_version(self._ctx, NFS_V3)
             self._lib.nfs_set_timeout(self._ctx, int(timeout_ms))
             self._lib.nfs_set_autoreconnect(self._ctx, RECONNECT_RETRIES)
-            self._check(self._lib.nfs_mount(self._ctx, server.encode(), export.encode()),
-                        f"mount {server}:{export}")
+            self._check(self._lib.nfs_mount(self._ctx, server.encode(), export.encode()), "mount")
         except BaseException:
             self._lib.nfs_destroy_context(self._ctx)
             self._ctx = None
@@ -170,8 +169,12 @@ class NfsClient:
         code = -ret
         detail = self._lib.nfs_get_error(self._ctx) if self._ctx else None
         message = (detail or b"").decode(errors="replace") or os.strerror(code)
+        if what == "mount" and "nfs_service failed" in message:
+            # libnfs's words when nothing answers at all
+            message += " (no NFS server or rpcbind answering there?)"
+        target = f" /{path.lstrip('/')}" if path else ""
         # OSError(errno, ...) picks the matching subclass (FileNotFoundError, ...)
-        raise OSError(code, f"NFS {what} on {self.server}:{self.export}: {message}", path)
+        raise OSError(code, f"{self.server}:{self.export}: NFS {what}{target}: {message}", path)
 
     def _call(self, what: str, path: str, function, *args) -> int:
         with self._lock:

@@ -85,7 +85,7 @@ def parse(url: str) -> Location:
     server = parts.hostname
     if not server:
         raise InvalidParameterError(f"storage URL {url!r}: the NFS server is missing (nfs://server/export)")
-    export = _clean_path(parts.path, url).rstrip("/")
+    export = _clean_path(parts.path, url).rstrip("/") if parts.path else ""
     if not export:
         raise InvalidParameterError(f"storage URL {url!r}: the export path is missing (nfs://server/export)")
     # IPv6 literals go back into brackets in the canonical URL

@@ -1,0 +1,180 @@
+"""The ``strato`` command: demo, serve, worker, plugins, db."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from core import config as config_module
+from core.errors import ConfigurationError, StratoError
+
+console = Console(stderr=True)
+
+
+def _settings(**overrides):
+    try:
+        return config_module.load({k: v for k, v in overrides.items() if v is not None})
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _cloud(settings, *, migrate=True):
+    from core.cloud import Cloud
+
+    try:
+        return Cloud(settings, migrate=migrate)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="where the embedded database and files live")
+@click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
+@click.pass_context
+def main(ctx, data_dir, verbose):
+    """Strato: an IaaS cloud orchestrator that speaks CloudStack's API."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"data_dir": data_dir}
+
+
+@main.command()
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
+@click.option("--port", default=None, type=int, help="port to listen on (default 8080)")
+@click.option("--hypervisor", type=click.Choice(["simulator", "kvm"]), default="simulator",
+              help="simulated hosts (default) or this machine's libvirt + QEMU")
+@click.option("--fresh/--keep", default=True, help="start from an empty database (default) or keep the last demo")
+@click.option("--no-serve", is_flag=True, help="build the demo cloud, print how to reach it, and exit")
+@click.pass_obj
+def demo(obj, host, port, hypervisor, fresh, no_serve):
+    """Build a demo cloud with a running VM and serve its API."""
+    from pathlib import Path
+
+    from .demo import build_demo, reset_data_dir
+
+    data_dir = Path(obj["data_dir"] or Path.cwd() / "var" / "demo")
+    if fresh:
+        reset_data_dir(data_dir)
+    settings = _settings(data_dir=data_dir, api_host=host, api_port=port)
+    if hypervisor == "kvm":
+        settings.plugins["hypervisors"] = ["kvm"]
+        settings.plugins["storage"] = ["nfs"]
+    cloud = _cloud(settings)
+    cloud.start()
+    try:
+        summary = build_demo(cloud, hypervisor=hypervisor, console=console)
+    except StratoError as exc:
+        cloud.close()
+        raise click.ClickException(f"the demo could not be built: {exc.message}") from None
+    _print_demo(summary, settings)
+    if no_serve:
+        cloud.close()
+        return
+    _serve(cloud, settings)
+
+
+def _print_demo(summary: dict, settings) -> None:
+    url = f"http://{settings.api_host}:{settings.api_port}/client/api"
+    console.print(f"\n[bold green]Strato is up[/] with zone [bold]{summary['zone']}[/] and VM "
+                  f"[bold]{summary['vm_name']}[/] ({summary['vm_state']}, {summary['vm_ip']}) "
+                  f"owned by account [bold]{summary['account']}[/].\n")
+    console.print("Drive it with the cs client (pip install cs), as the tenant:")
+    print(f"  CLOUDSTACK_ENDPOINT={url} CLOUDSTACK_KEY={summary['api_key']} "
+          f"CLOUDSTACK_SECRET={summary['secret_key']} cs listVirtualMachines", flush=True)
+    console.print("or as the root admin (admin / password):")
+    print(f"  CLOUDSTACK_ENDPOINT={url} CLOUDSTACK_KEY={summary['admin_api_key']} "
+          f"CLOUDSTACK_SECRET={summary['admin_secret_key']} cs listHosts", flush=True)
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@click.pass_obj
+def serve(obj, host, port):
+    """Serve the API of an existing cloud (migrating its database first)."""
+    settings = _settings(data_dir=obj["data_dir"], api_host=host, api_port=port)
+    cloud = _cloud(settings)
+    cloud.start()
+    _serve(cloud, settings)
+
+
+def _serve(cloud, settings) -> None:
+    from .server import serve as serve_api
+
+    console.print(f"Serving the CloudStack API on http://{settings.api_host}:{settings.api_port}/client/api "
+                  "(Ctrl-C stops)")
+    try:
+        serve_api(cloud, settings.api_host, settings.api_port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.close()
+
+
+@main.command()
+@click.option("--threads", default=4, show_default=True, help="jobs run at once in this process")
+@click.pass_obj
+def worker(obj, threads):
+    """Take async jobs from the broker (STRATO_BROKER=redis://...) until stopped."""
+    settings = _settings(data_dir=obj["data_dir"])
+    if settings.broker == "embedded":
+        raise click.ClickException("strato worker needs a broker: set STRATO_BROKER=redis://127.0.0.1:6379/0 "
+                                   "(and the same on the API server)")
+    import api.commands  # noqa: F401  - registers the job handlers of every command module
+
+    api.commands.builtin_commands()
+    cloud = _cloud(settings)
+    cloud.jobs.recover()
+    cloud.jobs.start_worker(threads)
+    console.print(f"strato worker {cloud.jobs.process_id}: taking jobs from {settings.broker}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    cloud.close()
+
+
+@main.command()
+@click.pass_obj
+def plugins(obj):
+    """List installed plugins, which are enabled, and each driver's capabilities."""
+    from core.plugins import PluginManager
+
+    settings = _settings(data_dir=obj["data_dir"])
+    manager = PluginManager(settings)
+    try:
+        manager.load()
+    except ConfigurationError as exc:
+        console.print(f"[red]{exc}[/]")
+    table = Table("kind", "name", "enabled", "provides", "capabilities")
+    for row in manager.describe():
+        caps = ", ".join(f"{k}={v}" for k, v in row["capabilities"].items())
+        table.add_row(row["kind"], row["name"], "yes" if row["enabled"] else "no",
+                      row.get("hypervisor") or row["target"], caps)
+    Console().print(table)
+
+
+@main.group()
+def db():
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj):
+    """Apply every pending migration."""
+    from core.db import Database
+
+    settings = _settings(data_dir=(obj or {}).get("data_dir"))
+    Database(settings.database_url).upgrade()
+    console.print(f"database at {settings.database_url} is up to date")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The deployment planner: first fit over clusters, then hosts, then pools.
+
+``plan`` runs inside the transaction that moves the VM to Starting. It reserves
+the host's CPU and memory and the pool's space with conditional UPDATEs
+(``capacity.reserve``), so when it returns a ``Deployment`` the capacity is
+held, and concurrent plans can never over-commit. When nothing fits it leaves
+nothing reserved and raises ``InsufficientCapacityError`` (533) saying why.
+
+What is honoured: the zone, the template's hypervisor, cluster and host
+allocation states, host status, the CPU and memory capacity times the cluster's
+overprovisioning factors, the clusters' disable thresholds, host tags, storage
+tags and pool free space, the avoid sets, and plugins' avoid hooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..errors import InsufficientCapacityError
+from ..model import (
+    AllocationState,
+    Capacity,
+    CapacityType,
+    Cluster,
+    Host,
+    HostStatus,
+    Pod,
+    ResourceState,
+    StoragePool,
+)
+from . import capacity
+
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class DeploymentRequest:
+    zone_id: int
+    cpu_count: int
+    cpu_speed: int  # MHz per vCPU
+    memory_mb: int
+    root_size_bytes: int
+    hypervisor: str | None = None  # None: any
+    host_tag: str | None = None
+    storage_tags: list[str] = dataclasses.field(default_factory=list)
+    #: try this host first (a VM restarting where it ran before)
+    preferred_host_id: int | None = None
+    #: only this host (an admin's deployVirtualMachine hostid=)
+    required_host_id: int | None = None
+    avoid_hosts: set[int] = dataclasses.field(default_factory=set)
+    avoid_clusters: set[int] = dataclasses.field(default_factory=set)
+    avoid_pools: set[int] = dataclasses.field(default_factory=set)
+    #: False when the root volume already sits on a pool (a restart)
+    needs_pool: bool = True
+    #: the pool the root volume already sits on; the host must reach it
+    existing_pool_id: int | None = None
+
+    @property
+    def cpu_mhz(self) -> int:
+        return self.cpu_count * self.cpu_speed
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mb * MiB
+
+
+@dataclasses.dataclass
+class Deployment:
+    host: Host
+    cluster: Cluster
+    pool: StoragePool | None
+
+
+@dataclasses.dataclass
+class Thresholds:
+    cluster_cpu: float = 0.85
+    cluster_memory: float = 0.85
+    pool: float = 0.85
+
+
+def plan(session: Session, request: DeploymentRequest, thresholds: Thresholds, plugins=None) -> Deployment:
+    reasons: list[str] = []
+    for cluster in _clusters(session, request, thresholds, reasons):
+        hosts = _hosts(session, cluster, request, reasons, plugins)
+        for host in hosts:
+            if not _reserve_host(session, host, cluster, request, reasons):
+                continue
+            pool = None
+            if request.needs_pool:
+                pool = _reserve_pool(session, cluster, request, thresholds, reasons)
+                if pool is None:
+                    _release_host(session, host, request)
+                    break  # no pool for this cluster: the next host of it would not have one either
+            return Deployment(host=host, cluster=cluster, pool=pool)
+    detail = "; ".join(dict.fromkeys(reasons)) or "the zone has no enabled cluster, host or pool"
+    raise InsufficientCapacityError(
+        f"Unable to create a deployment for VM needing {request.cpu_count}x{request.cpu_speed} MHz, "
+        f"{request.memory_mb} MiB: {detail}")
+
+
+def release(session: Session, host_id: int | None, cpu_mhz: int, memory_bytes: int) -> None:
+    if host_id is None:
+        return
+    capacity.release(session, CapacityType.CPU, cpu_mhz, host_id=host_id)
+    capacity.release(session, CapacityType.MEMORY, memory_bytes, host_id=host_id)
+
+
+def _clusters(session: Session, request: DeploymentRequest, thresholds: Thresholds,
+              reasons: list[str]) -> list[Cluster]:
+    query = (select(Cluster).join(Pod, Pod.id == Cluster.pod_id)
+             .where(Cluster.zone_id == request.zone_id, Cluster.removed.is_(None),
+                    Cluster.allocation_state == AllocationState.ENABLED,
+                    Pod.allocation_state == AllocationState.ENABLED)
+             .order_by(Cluster.id))
+    if request.hypervisor:
+        query = query.where(func.lower(Cluster.hypervisor) == request.hypervisor.lower())
+    if request.existing_pool_id:
+        pool = session.get(StoragePool, request.existing_pool_id)
+        if pool is not None and pool.scope == "CLUSTER":
+            query = query.where(Cluster.id == pool.cluster_id)
+    clusters = []
+    for cluster in session.scalars(query):
+        if cluster.id in request.avoid_clusters:
+            continue
+        if _over_threshold(session, cluster, CapacityType.CPU, cluster.cpu_overprovisioning,
+                           request.cpu_mhz, thresholds.cluster_cpu):
+            reasons.append(f"cluster {cluster.name} is over its CPU disable threshold")
+            continue
+        if _over_threshold(session, cluster, CapacityType.MEMORY, cluster.memory_overprovisioning,
+                           request.memory_bytes, thresholds.cluster_memory):
+            reasons.append(f"cluster {cluster.name} is over its memory disable threshold")
+            continue
+        clusters.append(cluster)
+    if request.preferred_host_id:
+        preferred = session.get(Host, request.preferred_host_id)
+        clusters.sort(key=lambda c: preferred is None or c.id != preferred.cluster_id)
+    if not clusters and not reasons:
+        reasons.append(f"no enabled {request.hypervisor or ''} cluster in the zone".replace("  ", " "))
+    return clusters
+
+
+def _over_threshold(session: Session, cluster: Cluster, kind: int, factor: float, extra: int,
+                    threshold: float) -> bool:
+    used, total = session.execute(
+        select(func.coalesce(func.sum(Capacity.used), 0), func.coalesce(func.sum(Capacity.total), 0))
+        .where(Capacity.cluster_id == cluster.id, Capacity.capacity_type == kind,
+               Capacity.host_id.is_not(None))).one()
+    if not total:
+        return False
+    return (used + extra) / (total * factor) > threshold
+
+
+def _hosts(session: Session, cluster: Cluster, request: DeploymentRequest, reasons: list[str],
+           plugins) -> list[Host]:
+    hosts = list(session.scalars(
+        select(Host).where(Host.cluster_id == cluster.id, Host.removed.is_(None), Host.host_type == "Routing")
+        .order_by(Host.id)))
+    usable = []
+    for host in hosts:
+        if host.id in request.avoid_hosts:
+            continue
+        if request.required_host_id and host.id != request.required_host_id:
+            continue
+        if host.status != HostStatus.UP or host.resource_state != ResourceState.ENABLED:
+            reasons.append(f"host {host.name} is {host.status}/{host.resource_state}")
+            continue
+        if request.host_tag and request.host_tag not in host.tag_list:
+            reasons.append(f"no host has the host tag {request.host_tag!r}")
+            continue
+        if request.cpu_speed > host.cpu_speed or request.cpu_count > host.cpu_cores * host.cpu_sockets:
+            reasons.append(f"host {host.name} has fewer or slower cores than asked")
+            continue
+        usable.append(host)
+    if plugins is not None and usable:
+        avoided = plugins.planner_avoid_hosts(request, usable)
+        usable = [h for h in usable if h.id not in avoided]
+    if request.preferred_host_id:
+        usable.sort(key=lambda h: h.id != request.preferred_host_id)
+    return usable
+
+
+def _reserve_host(session: Session, host: Host, cluster: Cluster, request: DeploymentRequest,
+                  reasons: list[str]) -> bool:
+    _, cpu_total = capacity.used_and_total(session, CapacityType.CPU, host_id=host.id)
+    _, mem_total = capacity.used_and_total(session, CapacityType.MEMORY, host_id=host.id)
+    if not capacity.reserve(session, CapacityType.CPU, request.cpu_mhz, cpu_total * cluster.cpu_overprovisioning,
+                            host_id=host.id):
+        reasons.append(f"host {host.name} has not enough free CPU")
+        return False
+    if not capacity.reserve(session, CapacityType.MEMORY, request.memory_bytes,
+                            mem_total * cluster.memory_overprovisioning, host_id=host.id):
+        capacity.release(session, CapacityType.CPU, request.cpu_mhz, host_id=host.id)
+        reasons.append(f"host {host.name} has not enough free memory")
+        return False
+    return True
+
+
+def _release_host(session: Session, host: Host, request: DeploymentRequest) -> None:
+    release(session, host.id, request.cpu_mhz, request.memory_bytes)
+
+
+def _reserve_pool(session: Session, cluster: Cluster, request: DeploymentRequest, thresholds: Thresholds,
+                  reasons: list[str]) -> StoragePool | None:
+    pools = session.scalars(
+        select(StoragePool).where(
+            StoragePool.zone_id == cluster.zone_id, StoragePool.removed.is_(None), StoragePool.status == "Up",
+            (StoragePool.scope == "ZONE") | (StoragePool.cluster_id == cluster.id))
+        .order_by(StoragePool.id)).all()
+    for pool in pools:
+        if pool.id in request.avoid_pools:
+            continue
+        if not set(request.storage_tags) <= set(pool.tag_list):
+            reasons.append(f"no pool has the storage tags {','.join(request.storage_tags)}")
+            continue
+        limit = pool.capacity_bytes * pool.overprovisioning * thresholds.pool
+        if capacity.reserve(session, CapacityType.STORAGE_ALLOCATED, request.root_size_bytes, limit,
+                            pool_id=pool.id):
+            return pool
+        reasons.append(f"pool {pool.name} has not enough free space")
+    if not pools:
+        reasons.append(f"cluster {cluster.name} reaches no primary storage pool that is Up")
+    return None

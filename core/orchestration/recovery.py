@@ -1,0 +1,133 @@
+"""Settling what a dead process left behind, and keeping the database in step with the hosts.
+
+``recover`` runs at start-up: dead jobs are failed, unclaimed ones re-queued
+(``JobQueue.recover``), and every VM left in a transitional state with no live
+job is settled from what its host reports. ``sync_power_states`` runs
+periodically: a VM that powered itself off becomes Stopped; a VM running
+where the database has it stopped becomes Running; a VM the host runs but
+Strato does not know is reported as an event, never destroyed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+
+from ..drivers import PowerState
+from ..errors import StratoError
+from ..events import record
+from ..model import AsyncJob, CapacityType, Host, HostStatus, JobStatus, VirtualMachine, utcnow
+from . import capacity, vm as vm_ops
+from .vm_states import TRANSITIONAL, Event, State, transition
+
+log = logging.getLogger(__name__)
+
+
+def recover(cloud) -> dict:
+    """Returns what was settled: {"jobs": [...failed job uuids], "vms": {vm uuid: new state}}."""
+    failed = cloud.jobs.recover()
+    return {"jobs": failed, "vms": settle_transitional_vms(cloud)}
+
+
+def settle_transitional_vms(cloud) -> dict[str, str]:
+    with cloud.db.transaction() as session:
+        busy = set(session.scalars(select(AsyncJob.instance_uuid).where(
+            AsyncJob.status == JobStatus.PENDING, AsyncJob.instance_uuid.is_not(None))))
+        stuck = [(vm.uuid, vm.state) for vm in session.scalars(select(VirtualMachine).where(
+            VirtualMachine.state.in_([s.value for s in TRANSITIONAL]), VirtualMachine.removed.is_(None)))
+            if vm.uuid not in busy]
+    settled = {}
+    for vm_uuid, state in stuck:
+        try:
+            settled[vm_uuid] = _settle(cloud, vm_uuid, state)
+        except StratoError as exc:  # host unreachable: left for the next periodic pass
+            log.warning("could not settle VM %s (%s) yet: %s", vm_uuid, state, exc.message)
+    return settled
+
+
+def _power_state(cloud, vm: VirtualMachine) -> PowerState:
+    host = vm.host
+    if host is None:
+        return PowerState.MISSING
+    driver = cloud.plugins.hypervisor(host.hypervisor)
+    from .refs import host_ref
+
+    return driver.power_states(host_ref(host)).get(vm.instance_name, PowerState.MISSING)
+
+
+def _settle(cloud, vm_uuid: str, state: str) -> str:
+    with cloud.db.transaction() as session:
+        vm = vm_ops._vm(session, vm_uuid)
+        power = _power_state(cloud, vm) if state != State.EXPUNGING.value else PowerState.MISSING
+    if state == State.EXPUNGING.value:
+        vm_ops.expunge_vm(cloud, vm_uuid)
+        return "Expunged"
+    if power == PowerState.ON:
+        with cloud.db.transaction() as session:
+            vm = vm_ops._vm(session, vm_uuid)
+            event = Event.OPERATION_FAILED if state == State.MIGRATING.value else Event.FOLLOW_AGENT_POWER_ON
+            transition(session, vm, event, cloud.plugins, last_host_id=vm.host_id)
+            vm.power_state = PowerState.ON.value
+            return vm.state
+    if state == State.STARTING.value:
+        vm_ops._undo_start(cloud, vm_uuid, first_deploy=False)
+    else:
+        vm_ops._stopped(cloud, vm_uuid, Event.FOLLOW_AGENT_POWER_OFF, description="Found powered off:")
+    return State.STOPPED.value
+
+
+def sync_power_states(cloud) -> None:
+    """Compare every Up host's report with the database and follow the host."""
+    with cloud.db.transaction() as session:
+        hosts = session.scalars(select(Host).where(Host.removed.is_(None), Host.status == HostStatus.UP)).all()
+    for host in hosts:
+        try:
+            _sync_host(cloud, host)
+        except StratoError as exc:
+            log.warning("power-state sync of host %s failed: %s", host.name, exc.message)
+
+
+def _sync_host(cloud, host: Host) -> None:
+    from .refs import host_ref
+
+    report = cloud.plugins.hypervisor(host.hypervisor).power_states(host_ref(host))
+    with cloud.db.transaction() as session:
+        busy = set(session.scalars(select(AsyncJob.instance_uuid).where(
+            AsyncJob.status == JobStatus.PENDING, AsyncJob.instance_uuid.is_not(None))))
+        ours = session.scalars(select(VirtualMachine).where(
+            VirtualMachine.instance_name.in_(list(report)) | (VirtualMachine.host_id == host.id),
+            VirtualMachine.removed.is_(None))).all()
+        known = {vm.instance_name for vm in ours}
+        went_off = [vm.uuid for vm in ours if vm.host_id == host.id and vm.state == State.RUNNING.value
+                    and report.get(vm.instance_name, PowerState.MISSING) in (PowerState.OFF, PowerState.MISSING)
+                    and vm.uuid not in busy]
+        came_on = [vm for vm in ours if vm.state == State.STOPPED.value and vm.uuid not in busy
+                   and report.get(vm.instance_name) == PowerState.ON]
+        for vm in came_on:
+            offering = vm.service_offering
+            cpu, memory = offering.cpu_number * offering.cpu_speed, offering.memory * 1024 * 1024
+            # The VM already runs there: account for it whatever the limit, so capacity tells the truth.
+            capacity.reserve(session, CapacityType.CPU, cpu, 2**62, host_id=host.id)
+            capacity.reserve(session, CapacityType.MEMORY, memory, 2**62, host_id=host.id)
+            transition(session, vm, Event.FOLLOW_AGENT_POWER_ON, cloud.plugins, host_id=host.id,
+                       last_host_id=host.id, reserved_cpu=cpu, reserved_memory=memory)
+            vm.power_state = PowerState.ON.value
+            record(session, "VM.START", f"VM {vm.name} was found running on host {host.name}", resource=vm,
+                   plugins=cloud.plugins)
+        for name in sorted(set(report) - known):
+            _report_unknown(session, cloud, host, name)
+    for vm_uuid in went_off:
+        vm_ops._stopped(cloud, vm_uuid, Event.FOLLOW_AGENT_POWER_OFF, description="Found powered off:")
+
+
+def _report_unknown(session, cloud, host: Host, name: str) -> None:
+    """One event a day per unknown VM: enough to notice, not enough to flood."""
+    from ..model import Event as EventRow
+
+    since = utcnow() - dt.timedelta(days=1)
+    description = f"Host {host.name} runs VM {name}, which Strato does not manage; it was left alone"
+    if session.scalar(select(EventRow.id).where(EventRow.description == description, EventRow.created >= since)):
+        return
+    record(session, "VM.UNMANAGED", description, level="WARN", plugins=cloud.plugins)

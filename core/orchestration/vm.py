@@ -1,0 +1,389 @@
+"""The VM lifecycle: deploy, start, stop, reboot, destroy, expunge, recover.
+
+Each step that changes state is one transaction (a guarded transition plus the
+capacity it takes or gives back); driver calls happen between transactions, and
+every failure path returns the VM, its capacity and its volumes to a stable state
+before the error goes up. A crash between steps is settled by ``recovery``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import InvalidParameterError, ResourceUnavailableError, StratoError
+from ..model import (
+    Account,
+    CapacityType,
+    DownloadState,
+    Host,
+    ImageStore,
+    Network,
+    ServiceOffering,
+    Template,
+    TemplateStoreRef,
+    VirtualMachine,
+    Volume,
+    VolumeState,
+    Zone,
+    utcnow,
+)
+from . import capacity, planner
+from .network import allocate_nic, release_nics
+from .refs import host_ref, pool_ref, template_ref, vm_spec, volume_spec
+from .vm_states import ON_HOST, Event, State, transition
+
+log = logging.getLogger(__name__)
+GiB = 1024**3
+
+
+# -- deploy (inside the command's transaction) -------------------------------
+
+
+def create(session: Session, *, owner: Account, user_id: int | None, zone: Zone, offering: ServiceOffering,
+           template: Template, name: str | None, display_name: str | None, networks: list[Network],
+           user_data: str | None = None, group: str | None = None, root_size: int | None = None,
+           details: dict | None = None) -> VirtualMachine:
+    """Add a Stopped VM with its root volume (Allocated) and NICs. Nothing outside the
+    database is touched; ``start`` does that."""
+    if not template_ready_in_zone(session, template, zone):
+        raise InvalidParameterError(f"template {template.name} is not ready in zone {zone.name}")
+    if name and session.scalar(select(VirtualMachine.id).where(
+            VirtualMachine.name == name, VirtualMachine.account_id == owner.id, VirtualMachine.removed.is_(None))):
+        raise InvalidParameterError(f"a VM named {name} already exists in account {owner.name}")
+    vm = VirtualMachine(name=name or "pending", display_name=display_name or name or "pending",
+                        account_id=owner.id, domain_id=owner.domain_id, user_id=user_id, zone_id=zone.id,
+                        service_offering_id=offering.id, template_id=template.id,
+                        hypervisor=template.hypervisor if template.hypervisor.lower() != "any" else None,
+                        user_data=user_data, group_name=group, details=details or {}, state=State.STOPPED.value)
+    session.add(vm)
+    session.flush()
+    vm.instance_name = f"i-{owner.id}-{vm.id}-VM"
+    if not name:
+        vm.name = vm.uuid  # CloudStack names an unnamed VM after its uuid
+        vm.display_name = display_name or vm.uuid
+    size = root_size or offering.root_disk_size or template.size or 2 * GiB
+    session.add(Volume(name=f"ROOT-{vm.id}", vm_id=vm.id, account_id=owner.id, domain_id=owner.domain_id,
+                       zone_id=zone.id, volume_type="ROOT", device_id=0, size=size, template_id=template.id,
+                       format=template.format if template.format != "ISO" else "QCOW2"))
+    for index, network in enumerate(networks):
+        allocate_nic(session, network, vm.id, device_id=index, is_default=index == 0)
+    session.flush()
+    session.refresh(vm)
+    return vm
+
+
+def template_ready_in_zone(session: Session, template: Template, zone: Zone) -> bool:
+    return session.scalar(
+        select(TemplateStoreRef.id).join(ImageStore, ImageStore.id == TemplateStoreRef.store_id)
+        .where(TemplateStoreRef.template_id == template.id,
+               TemplateStoreRef.download_state == DownloadState.DOWNLOADED,
+               ImageStore.removed.is_(None),
+               (ImageStore.zone_id == zone.id) | ImageStore.zone_id.is_(None)).limit(1)) is not None
+
+
+# -- start --------------------------------------------------------------------
+
+
+def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid: str | None = None) -> None:
+    """Plan, reserve, create the root volume if needed, and power the VM on.
+
+    On failure: capacity released, VM back to Stopped (Error for a first deploy,
+    as CloudStack), a root volume this call created removed; the error is re-raised.
+    """
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        if vm.state == State.RUNNING.value:
+            return
+        offering = vm.service_offering
+        root = _root_volume(vm)
+        required = None
+        if required_host_uuid:
+            required = session.scalar(select(Host).where(Host.uuid == required_host_uuid, Host.removed.is_(None)))
+            if required is None:
+                raise InvalidParameterError(f"host {required_host_uuid} does not exist")
+        request = planner.DeploymentRequest(
+            zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed,
+            memory_mb=offering.memory, root_size_bytes=root.size, hypervisor=vm.hypervisor,
+            host_tag=offering.host_tag, storage_tags=_tags(offering.storage_tags),
+            preferred_host_id=vm.last_host_id, required_host_id=required.id if required else None,
+            needs_pool=root.pool_id is None, existing_pool_id=root.pool_id)
+        try:
+            deployment = planner.plan(session, request, _thresholds(cloud, session), cloud.plugins)
+        except StratoError as exc:
+            # plan() reserved nothing; commit the Error state of a failed first deploy, then report
+            plan_error = exc
+            if first_deploy:
+                transition(session, vm, Event.OPERATION_FAILED_TO_ERROR, cloud.plugins)
+                _event(cloud, session, vm, "VM.CREATE", f"Deploying VM {vm.name} failed: {exc.message}")
+        else:
+            plan_error = None
+            transition(session, vm, Event.START_REQUESTED, cloud.plugins, host_id=deployment.host.id,
+                       pod_id=deployment.host.pod_id, reserved_cpu=request.cpu_mhz,
+                       reserved_memory=request.memory_bytes, hypervisor=deployment.host.hypervisor)
+            if deployment.pool is not None:
+                root.pool_id, root.state = deployment.pool.id, VolumeState.CREATING
+    if plan_error is not None:
+        raise plan_error
+
+    try:
+        _create_root_volume(cloud, vm_uuid)
+        _power_on(cloud, vm_uuid)
+    except Exception as exc:
+        _undo_start(cloud, vm_uuid, first_deploy)
+        if isinstance(exc, StratoError):
+            raise
+        raise ResourceUnavailableError(f"starting VM {vm_uuid} failed: {exc}") from exc
+
+
+def _create_root_volume(cloud, vm_uuid: str) -> None:
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        root = _root_volume(vm)
+        if root.state != VolumeState.CREATING:
+            return
+        pool = root.pool
+        driver = cloud.plugins.primary_storage(pool.provider)
+        spec, ref = volume_spec(root), pool_ref(pool)
+        tmpl = _template_on_store(session, vm.template, vm.zone_id)
+    path = driver.create_volume(ref, spec, tmpl)
+    with cloud.db.transaction() as session:
+        root = session.scalar(select(Volume).where(Volume.uuid == spec.uuid))
+        root.path, root.state = path, VolumeState.READY
+
+
+def _power_on(cloud, vm_uuid: str) -> None:
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        host = vm.host
+        driver = cloud.plugins.hypervisor(host.hypervisor)
+        spec, ref = vm_spec(session, vm), host_ref(host)
+        networks = {nic.network_id: nic.network for nic in vm.nics}
+        elements = [(cloud.plugins.network[n.provider], _network_dict(n)) for n in networks.values()
+                    if n.provider and n.provider in cloud.plugins.network]
+    for element, network in elements:
+        spec.nics = [element.prepare_nic(network, nic, spec) for nic in spec.nics]
+    details = driver.start_vm(ref, spec)
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        vm.details = {**(vm.details or {}), **(details or {})}
+        vm.power_state = "PowerOn"
+        transition(session, vm, Event.OPERATION_SUCCEEDED, cloud.plugins, last_host_id=vm.host_id)
+        for nic in vm.nics:
+            nic.state = "Reserved"
+        _event(cloud, session, vm, "VM.START", f"Started VM {vm.name} on host {vm.host.name}")
+
+
+def _undo_start(cloud, vm_uuid: str, first_deploy: bool) -> None:
+    """Return a VM whose start failed to Stopped (or Error), holding nothing."""
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        host = vm.host
+        spec = vm_spec(session, vm)
+        root = _root_volume(vm)
+        created_here = root.state == VolumeState.CREATING or (first_deploy and root.state == VolumeState.READY)
+        pool = root.pool if created_here else None
+    if host is not None:
+        _quietly(cloud.plugins.hypervisor(host.hypervisor).destroy_vm, host_ref(host), spec)
+    if pool is not None:
+        _quietly(cloud.plugins.primary_storage(pool.provider).delete_volume, pool_ref(pool), volume_spec(root))
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        root = _root_volume(vm)
+        if pool is not None:
+            capacity.release(session, CapacityType.STORAGE_ALLOCATED, root.size, pool_id=root.pool_id)
+            root.pool_id, root.path, root.state = None, None, VolumeState.ALLOCATED
+        _release_host_capacity(session, vm)
+        event = Event.OPERATION_FAILED_TO_ERROR if first_deploy else Event.OPERATION_FAILED
+        transition(session, vm, event, cloud.plugins, host_id=None, reserved_cpu=0, reserved_memory=0)
+        vm.power_state = "PowerOff"
+
+
+# -- stop, reboot ---------------------------------------------------------------
+
+
+def stop(cloud, vm_uuid: str, *, forced: bool = False) -> None:
+    """Power the VM off and give its host capacity back. On a driver failure the VM
+    is Running again and the error is re-raised."""
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        if vm.state == State.STOPPED.value:
+            return
+        transition(session, vm, Event.STOP_REQUESTED, cloud.plugins)
+        host, spec = vm.host, vm_spec(session, vm)
+    try:
+        if host is not None:
+            cloud.plugins.hypervisor(host.hypervisor).stop_vm(host_ref(host), spec, force=forced)
+    except Exception:
+        with cloud.db.transaction() as session:
+            transition(session, _vm(session, vm_uuid), Event.OPERATION_FAILED, cloud.plugins)
+        raise
+    _stopped(cloud, vm_uuid, Event.OPERATION_SUCCEEDED, description="Stopped VM")
+
+
+def _stopped(cloud, vm_uuid: str, event: Event, description: str) -> None:
+    """The VM is off: release its host capacity and its NICs' reservations."""
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        networks = {nic.network_id: nic.network for nic in vm.nics}
+        spec = vm_spec(session, vm)
+        elements = [(cloud.plugins.network[n.provider], _network_dict(n)) for n in networks.values()
+                    if n.provider and n.provider in cloud.plugins.network]
+        _release_host_capacity(session, vm)
+        last = vm.host_id or vm.last_host_id
+        transition(session, vm, event, cloud.plugins, host_id=None, last_host_id=last, reserved_cpu=0,
+                   reserved_memory=0)
+        vm.power_state = "PowerOff"
+        for nic in vm.nics:
+            nic.state = "Allocated"
+        _event(cloud, session, vm, "VM.STOP", f"{description} {vm.name}")
+    for element, network in elements:
+        for nic in spec.nics:
+            _quietly(element.release_nic, network, nic, spec)
+
+
+def reboot(cloud, vm_uuid: str) -> None:
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        if vm.state != State.RUNNING.value:
+            raise InvalidParameterError(f"VM {vm.name} is {vm.state}; only a Running VM can be rebooted")
+        host, spec = vm.host, vm_spec(session, vm)
+    cloud.plugins.hypervisor(host.hypervisor).reboot_vm(host_ref(host), spec)
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        _event(cloud, session, vm, "VM.REBOOT", f"Rebooted VM {vm.name}")
+
+
+# -- destroy, expunge, recover ----------------------------------------------------
+
+
+def destroy(cloud, vm_uuid: str, *, expunge: bool = False) -> None:
+    """Stop the VM if it runs, mark it Destroyed, and expunge it now when asked."""
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        state = vm.state
+    if state in (State.RUNNING.value, State.STARTING.value, State.STOPPING.value):
+        stop(cloud, vm_uuid, forced=True)
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        if vm.state == State.STOPPED.value:
+            transition(session, vm, Event.DESTROY_REQUESTED, cloud.plugins)
+            _event(cloud, session, vm, "VM.DESTROY", f"Destroyed VM {vm.name}")
+    if expunge:
+        expunge_vm(cloud, vm_uuid)
+
+
+def expunge_vm(cloud, vm_uuid: str) -> None:
+    """Remove every trace of a Destroyed (or Error) VM: its hypervisor object, its
+    volumes' data, its NICs, its capacity. Safe to repeat after a crash."""
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        if vm.state != State.EXPUNGING.value:
+            transition(session, vm, Event.EXPUNGE_OPERATION, cloud.plugins)
+        host = session.get(Host, vm.host_id or vm.last_host_id) if (vm.host_id or vm.last_host_id) else None
+        spec = vm_spec(session, vm)
+        volumes = [(volume_spec(v), v.pool) for v in vm.volumes if v.removed is None and v.volume_type == "ROOT"]
+    if host is not None and host.removed is None:
+        cloud.plugins.hypervisor(host.hypervisor).destroy_vm(host_ref(host), spec)
+    for spec_volume, pool in volumes:
+        if pool is not None:
+            cloud.plugins.primary_storage(pool.provider).delete_volume(pool_ref(pool), spec_volume)
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        now = utcnow()
+        for volume in vm.volumes:
+            if volume.removed is not None:
+                continue
+            if volume.volume_type == "ROOT":
+                if volume.pool_id is not None:
+                    capacity.release(session, CapacityType.STORAGE_ALLOCATED, volume.size, pool_id=volume.pool_id)
+                volume.state, volume.removed = VolumeState.EXPUNGED, now
+            else:  # data disks survive their VM, detached
+                volume.vm_id, volume.device_id = None, None
+        _release_host_capacity(session, vm)
+        release_nics(session, vm.id)
+        vm.removed, vm.host_id = now, None
+        _event(cloud, session, vm, "VM.EXPUNGE", f"Expunged VM {vm.name}")
+
+
+def recover(session: Session, vm: VirtualMachine, plugins=None) -> None:
+    """Destroyed -> Stopped (recoverVirtualMachine); in the command's transaction."""
+    if vm.state != State.DESTROYED.value:
+        raise InvalidParameterError(f"VM {vm.name} is {vm.state}; only a Destroyed VM can be recovered")
+    transition(session, vm, Event.RECOVERY_REQUESTED, plugins)
+
+
+def change_offering(session: Session, vm: VirtualMachine, offering: ServiceOffering) -> None:
+    if vm.state != State.STOPPED.value:
+        raise InvalidParameterError(f"VM {vm.name} is {vm.state}; stop it before changing its service offering")
+    vm.service_offering_id = offering.id
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _vm(session: Session, vm_uuid: str) -> VirtualMachine:
+    vm = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
+    if vm is None:
+        raise InvalidParameterError(f"VM {vm_uuid} does not exist")
+    return vm
+
+
+def _root_volume(vm: VirtualMachine) -> Volume:
+    return next(v for v in vm.volumes if v.volume_type == "ROOT" and v.removed is None)
+
+
+def _release_host_capacity(session: Session, vm: VirtualMachine) -> None:
+    if vm.host_id and (vm.reserved_cpu or vm.reserved_memory):
+        planner.release(session, vm.host_id, vm.reserved_cpu, vm.reserved_memory)
+    vm.reserved_cpu, vm.reserved_memory = 0, 0
+
+
+def _template_on_store(session: Session, template: Template, zone_id: int):
+    ref = session.scalar(
+        select(TemplateStoreRef).join(ImageStore, ImageStore.id == TemplateStoreRef.store_id)
+        .where(TemplateStoreRef.template_id == template.id,
+               TemplateStoreRef.download_state == DownloadState.DOWNLOADED,
+               (ImageStore.zone_id == zone_id) | ImageStore.zone_id.is_(None), ImageStore.removed.is_(None))
+        .limit(1))
+    if ref is None:
+        raise InvalidParameterError(f"template {template.name} is not ready in this zone")
+    tmpl = template_ref(template, ref.install_path)
+    tmpl.store_url, tmpl.store_details = ref.store.url, dict(ref.store.details or {})
+    return tmpl
+
+
+def _thresholds(cloud, session: Session) -> planner.Thresholds:
+    get = cloud.config.get
+    return planner.Thresholds(cluster_cpu=get(session, "cluster.cpu.allocated.capacity.disablethreshold"),
+                              cluster_memory=get(session, "cluster.memory.allocated.capacity.disablethreshold"),
+                              pool=get(session, "pool.storage.allocated.capacity.disablethreshold"))
+
+
+def _tags(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def _network_dict(network: Network) -> dict:
+    return {"uuid": network.uuid, "name": network.name, "cidr": network.cidr, "gateway": network.gateway,
+            "netmask": network.netmask, "vlan": network.vlan, "details": dict(network.details or {})}
+
+
+def _event(cloud, session: Session, vm: VirtualMachine, event_type: str, description: str) -> None:
+    from ..events import record
+
+    record(session, event_type, description, resource=vm, plugins=cloud.plugins)
+
+
+def _quietly(fn, *args) -> None:
+    """Clean-up on a failure path: a second error must not hide the first, but is logged."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("clean-up step %s failed", getattr(fn, "__name__", fn))
+
+
+__all__ = ["create", "start", "stop", "reboot", "destroy", "expunge_vm", "recover", "change_offering",
+           "ON_HOST"]
