@@ -67,11 +67,13 @@ def demo(obj, host, port, hypervisor, fresh, no_serve):
         settings.plugins["storage"] = ["nfs"]
     cloud = _cloud(settings)
     cloud.start()
+    from .inprocess import ApiError
+
     try:
         summary = build_demo(cloud, hypervisor=hypervisor, console=console)
-    except StratoError as exc:
+    except (StratoError, ApiError, TimeoutError) as exc:
         cloud.close()
-        raise click.ClickException(f"the demo could not be built: {exc.message}") from None
+        raise click.ClickException(f"the demo could not be built: {getattr(exc, 'message', exc)}") from None
     _print_demo(summary, settings)
     if no_serve:
         cloud.close()

@@ -25,7 +25,7 @@ class Cloud:
             self.db.upgrade()
         self.plugins = plugins or PluginManager(settings).load()
         self.config = GlobalConfig(CORE_KEYS + self.plugins.configuration_keys())
-        self.jobs = JobQueue(self, settings.broker, settings.worker_threads)
+        self.jobs = JobQueue(self, settings.broker, settings.worker_threads, settings.queue)
         from .bootstrap import bootstrap
 
         with self.db.transaction() as session:

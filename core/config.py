@@ -3,7 +3,7 @@
 Looked up in order: the file named by ``STRATO_CONFIG``, ``./strato.toml``,
 ``<data dir>/strato.toml``. Environment variables win over the file:
 ``STRATO_DATABASE_URL``, ``STRATO_BROKER``, ``STRATO_DATA_DIR``,
-``STRATO_PLUGINS`` (allow-list, comma-separated names of any kind),
+``STRATO_QUEUE``, ``STRATO_PLUGINS`` (allow-list, comma-separated names of any kind),
 ``STRATO_HYPERVISORS`` / ``STRATO_STORAGE`` / ``STRATO_NETWORK`` / ``STRATO_API``
 (comma-separated enabled plugins of that kind, in order).
 """
@@ -36,6 +36,8 @@ class Settings:
     broker: str = "embedded"
     #: in-process worker threads (embedded broker only)
     worker_threads: int = 4
+    #: the broker queue (and Redis namespace) this cloud's jobs travel on
+    queue: str = "strato"
     plugins: dict[str, list[str]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PLUGINS))
     #: None: every configured plugin may load; otherwise only these names
     plugin_allow_list: set[str] | None = None
@@ -101,6 +103,8 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
         settings.database_url = env["STRATO_DATABASE_URL"]
     if "STRATO_BROKER" in env:
         settings.broker = env["STRATO_BROKER"]
+    if "STRATO_QUEUE" in env:
+        settings.queue = env["STRATO_QUEUE"]
     if "STRATO_PLUGINS" in env:
         settings.plugin_allow_list = set(_split(env["STRATO_PLUGINS"]))
     settings.trace_plugins = env.get("STRATO_TRACE_PLUGINS") == "1"

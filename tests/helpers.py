@@ -126,3 +126,36 @@ class LiveServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.thread.join(5)
+
+
+def make_account(cloud, name: str, *, account_type: int = 0, domain_path: str = "/", password: str = "secret"):
+    """An account with one user of the same name, straight through the ORM; returns the user's name."""
+    from core.model import Account, Domain, User
+    from core.passwords import hash_password
+
+    with cloud.db.transaction() as session:
+        domain = session.scalars(sa.select(Domain).where(Domain.path == domain_path)).one()
+        account = Account(name=name, account_type=account_type, domain_id=domain.id)
+        session.add(account)
+        session.flush()
+        session.add(User(username=name, password_hash=hash_password(password), account_id=account.id,
+                         domain_id=domain.id, firstname=name, lastname="Tester"))
+    return name
+
+
+def offering_id(cloud, name: str = "Small Instance") -> str:
+    from core.model import ServiceOffering
+
+    with cloud.db.transaction() as session:
+        return session.scalars(sa.select(ServiceOffering.uuid).where(ServiceOffering.name == name)).one()
+
+
+def capacity_used(cloud) -> dict:
+    """{(capacity type, host or pool uuid): used} for every capacity row."""
+    from core.model import Capacity, Host, StoragePool
+
+    with cloud.db.transaction() as session:
+        rows = session.execute(sa.select(Capacity, Host.uuid, StoragePool.uuid)
+                               .outerjoin(Host, Host.id == Capacity.host_id)
+                               .outerjoin(StoragePool, StoragePool.id == Capacity.pool_id)).all()
+        return {(c.capacity_type, host or pool): c.used for c, host, pool in rows}

@@ -125,9 +125,10 @@ def _apply(ctx, pod: Pod, zone: Zone, p: dict) -> None:
         raise invalid(ctx, "endip", f"{end} comes before the start of the range {start}")
     if start <= ipaddress.IPv4Address(gateway) <= end:
         raise invalid(ctx, "gateway", f"the gateway {gateway} lies inside the range {start}-{end}")
-    others = ctx.session.scalars(select(Pod).where(Pod.zone_id == zone.id, Pod.removed.is_(None),
-                                                   Pod.id != pod.id if pod.id else True)).all()
-    for other in others:
+    others = select(Pod).where(Pod.zone_id == zone.id, Pod.removed.is_(None))
+    if pod.id is not None:
+        others = others.where(Pod.id != pod.id)
+    for other in ctx.session.scalars(others):
         other_start = ipaddress.IPv4Address(other.start_ip)
         other_end = ipaddress.IPv4Address(other.end_ip or other.start_ip)
         if start <= other_end and other_start <= end:

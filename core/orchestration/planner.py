@@ -150,7 +150,8 @@ def _over_threshold(session: Session, cluster: Cluster, kind: int, factor: float
                Capacity.host_id.is_not(None))).one()
     if not total:
         return False
-    return (used + extra) / (total * factor) > threshold
+    # SUM() comes back as Decimal on PostgreSQL and MariaDB
+    return (float(used) + extra) / (float(total) * factor) > threshold
 
 
 def _hosts(session: Session, cluster: Cluster, request: DeploymentRequest, reasons: list[str],

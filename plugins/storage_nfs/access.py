@@ -66,20 +66,12 @@ class Access(abc.ABC):
     def locator(self, rel: str) -> str:
         """The absolute path or ``nfs://`` URL of ``rel`` that QEMU opens."""
 
-    def public(self, rel: str) -> str:
-        """The location-independent name of ``rel``, kept in the database: the absolute
-        path for ``local``, ``nfs://server/export/rel`` for NFS whichever the access
-        (a mount point is only valid on the machine that mounted it)."""
-        if self.location.kind == "local":
-            return self.locator(rel)
-        return f"{self.location.url}/{rel.lstrip('/')}"
-
     def _prefixes(self) -> list[str]:
         return [self.location.url] if self.location.kind == "nfs" else []
 
     def rel_of(self, locator: str) -> str | None:
-        """The root-relative path of ``locator`` (a ``locator()`` or ``public()`` name)
-        when it lies under this root, else None."""
+        """The root-relative path of ``locator`` (a ``locator()`` name, or for NFS the
+        ``nfs://`` URL whichever the access) when it lies under this root, else None."""
         for prefix in self._prefixes():
             if locator.startswith(prefix.rstrip("/") + "/"):
                 rel = locator[len(prefix.rstrip("/")) + 1:]

@@ -28,9 +28,10 @@ mounting the pool anywhere resolves it, and by its absolute ``nfs://`` URL for
 ``libnfs`` pools: QEMU 7.2's nfs driver resolves relative backing names
 against the overlay's own file name instead of its directory.
 
-Template ``install_path`` and snapshot backup names are location-independent:
-an absolute path on a local store, ``nfs://server/export/<file>`` on an NFS
-store whichever the access (see ``Access.public``).
+Template ``install_path`` and snapshot backup names are paths relative to the
+image store (``template/tmpl/0/<uuid>/<uuid>.qcow2``, ``snapshots/...``): the
+core keeps the store's URL and details next to them (``TemplateRef.store_url``,
+``store_details``), and the driver reaches the store from those.
 
 Configuration (``[plugin.nfs]`` in strato.toml):
 
@@ -334,7 +335,8 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         """Make sure the pool holds its copy of ``template`` (qcow2, under
         ``templates/``) and return its pool-relative path.
 
-        Copied from ``template.install_path`` the first time only: one copy at a
+        Copied from ``template.install_path`` on the image store named by
+        ``template.store_url``/``store_details`` the first time only: one copy at a
         time per pool and template in this process, and across processes the copy
         is published by hard link, which never replaces a copy another management
         server published first (the loser's copy is deleted). On failure the
@@ -353,7 +355,7 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         with lock:
             if access.exists(rel):
                 return rel
-            source = self._readable(template.install_path, f"template {template.uuid}")
+            source = self._template_source(template)
             access.makedirs(layout.TEMPLATE_CACHE_DIR)
             tmp = layout.part_name(rel)
             try:
@@ -447,8 +449,8 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
                         force_share: bool = False) -> str:
         """Copy the volume (its internal snapshot ``internal_snapshot`` when given, else
         its current state, flattened with its template) to the image store as
-        ``snapshots/<account>/<volume uuid>/<snapshot uuid>.qcow2`` and return its
-        location-independent name. ``force_share`` reads a volume a running VM holds
+        ``snapshots/<account>/<volume uuid>/<snapshot uuid>.qcow2`` and return that
+        store-relative path. ``force_share`` reads a volume a running VM holds
         (crash-consistent at best: prefer an internal snapshot). On failure no
         partial backup remains."""
         pool_access = self._access(pool)
@@ -466,21 +468,23 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
             except BaseException as failure:
                 _cleanup(store_access, tmp, failure)
                 raise
-        return store_access.public(rel)
+        return rel
 
-    def restore_snapshot(self, pool: PoolRef, volume: VolumeSpec, backup: str) -> None:
-        """Replace the volume's contents with the backup named ``backup`` (what
-        ``backup_snapshot`` returned). The volume must not be open by a running VM.
+    def restore_snapshot(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef, backup: str) -> None:
+        """Replace the volume's contents with the backup ``backup`` (the store-relative
+        path ``backup_snapshot`` returned). The volume must not be open by a running VM.
         The result is a full copy, no longer backed by the template. On failure the
         volume is unchanged."""
         access = self._access(pool)
+        store_access = self._access(store)
         fmt = _qemu_format(volume)
+        rel_backup = layout.relative(backup, layout.STORE_SNAPSHOT_DIR, "snapshot backup")
         with _errors(f"revert volume {volume.uuid} from {backup}"):
-            source = self._readable(backup, f"backup {backup}")
             rel = self._volume_rel(access, volume)
             tmp = layout.part_name(rel)
             try:
-                self.qemu.convert(source, "qcow2", access.locator(tmp), fmt, self._setting("copy_timeout", 3600))
+                self.qemu.convert(store_access.locator(rel_backup), "qcow2", access.locator(tmp), fmt,
+                                  self._setting("copy_timeout", 3600))
                 # replacing is intended here: the volume is not in use, and its content changes
                 access.rename(tmp, rel)
             except BaseException as failure:
@@ -488,11 +492,9 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
                 raise
 
     def delete_snapshot_backup(self, store: PoolRef, backup: str) -> None:
-        """Remove a backup and its directories once empty. Idempotent."""
+        """Remove a backup (its store-relative path) and its directories once empty. Idempotent."""
         access = self._access(store)
-        rel = access.rel_of(backup)
-        if rel is None or not rel.startswith(layout.STORE_SNAPSHOT_DIR + "/"):
-            raise InvalidParameterError(f"{backup} is not a snapshot backup on store {store.name}")
+        rel = layout.relative(backup, layout.STORE_SNAPSHOT_DIR, "snapshot backup")
         with _errors(f"delete backup {backup}"):
             access.remove(rel)
             access.prune_dirs(posixpath.dirname(rel), stop_at=layout.STORE_SNAPSHOT_DIR)
@@ -516,8 +518,7 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         unless declared RAW, and RAW must be whole 512-byte sectors), with no backing
         file or external data file (a template must not point at other files).
 
-        Returns the template with ``install_path`` (location-independent, see the
-        module docstring) and ``size_bytes`` (the virtual size; an ISO's or OVA's
+        Returns the template with ``install_path`` (relative to the store) and ``size_bytes`` (the virtual size; an ISO's or OVA's
         file size). On any failure the partial file (and its empty directories)
         is removed and the error says why: ``InvalidParameterError`` for a bad URL,
         HTTP error, checksum or file, ``ResourceUnavailableError`` when the source
@@ -555,7 +556,7 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
                     failure.add_note(f"also could not remove {directory}: {exc}")
                 raise
         progress(100)
-        return dataclasses.replace(template, install_path=access.public(rel), size_bytes=size)
+        return dataclasses.replace(template, install_path=rel, size_bytes=size)
 
     def _check_template(self, access: Access, tmp: str, fmt: str, size: int, head: bytes,
                         template: TemplateRef) -> int:
@@ -591,39 +592,29 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         """Remove the template's file and its directories once empty. Idempotent.
         Pools' copies of it are not touched (see ``delete_template_copy``)."""
         access = self._access(store)
-        rel = access.rel_of(template.install_path) if template.install_path else None
-        if rel is None:
-            if template.install_path:
-                raise InvalidParameterError(
-                    f"template {template.uuid}: {template.install_path} is not on store {store.name}")
+        if template.install_path:
+            rel = layout.relative(template.install_path, layout.STORE_TEMPLATE_DIR, "template install path")
+        else:
             rel = layout.store_template(template.uuid, template.format)
-        if not rel.startswith(layout.STORE_TEMPLATE_DIR + "/"):
-            raise InvalidParameterError(f"template {template.uuid}: {rel} is not a template file")
         with _errors(f"delete template {template.uuid}"):
             access.remove(rel)
             access.prune_dirs(posixpath.dirname(rel), stop_at=layout.STORE_TEMPLATE_DIR)
 
     # -- shared -------------------------------------------------------------
 
-    def _readable(self, locator: str | None, what: str) -> str:
-        """A name qemu-img on this machine opens for a location-independent name:
-        an NFS URL under a connected pool/store maps to its access (a mounted file,
-        or the URL itself through libnfs); any other NFS URL goes to QEMU's nfs driver."""
-        if not locator:
-            raise InvalidParameterError(f"{what} is not on an image store yet (no install path)")
-        with self._lock:
-            accesses = list(self._accesses.values())
-        for access in accesses:
-            rel = access.rel_of(locator)
-            if rel is not None:
-                return access.locator(rel)
-        if locator.startswith("nfs://"):
-            return locator
-        if locator.startswith("/"):
-            if not os.path.isfile(locator):
-                raise ResourceUnavailableError(f"{what}: {locator} does not exist on this machine")
-            return locator
-        raise InvalidParameterError(f"{what}: {locator!r} is neither an absolute path nor an nfs:// URL")
+    def _template_source(self, template: TemplateRef) -> str:
+        """What qemu-img on this machine opens to read the template on its image store."""
+        if not template.install_path or not template.store_url:
+            raise InvalidParameterError(
+                f"template {template.uuid} is not on an image store yet (no install path or store)")
+        rel = layout.relative(template.install_path, layout.STORE_TEMPLATE_DIR, "template install path")
+        store = PoolRef(uuid="", name=template.store_url, url=template.store_url,
+                        details=dict(template.store_details or {}))
+        access = self._access(store)
+        if not access.exists(rel):
+            raise ResourceUnavailableError(
+                f"template {template.uuid}: {rel} is missing from image store {template.store_url}")
+        return access.locator(rel)
 
     def close(self) -> None:
         """Close libnfs connections. Mounts stay (the pools stay in use); ``disconnect_pool`` unmounts."""

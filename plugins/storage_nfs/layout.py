@@ -77,6 +77,17 @@ def store_snapshot(volume_uuid: str, snapshot_uuid: str, account: object = 0) ->
             f"{component(snapshot_uuid, 'snapshot uuid')}.qcow2")
 
 
+def relative(path: str | None, under: str, what: str) -> str:
+    """``path`` checked to be a plain relative path below directory ``under`` (as the
+    driver reported it): no leading slash, no ``.``/``..`` parts. Raises
+    ``InvalidParameterError``."""
+    parts = (path or "").split("/")
+    if (not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts)
+            or "\x00" in path or not path.startswith(under.rstrip("/") + "/")):
+        raise InvalidParameterError(f"{what} {path!r} is not a file under {under}/ of its store")
+    return path
+
+
 def part_name(final: str) -> str:
     """A fresh temporary name next to ``final``."""
     directory, name = posixpath.split(final)

@@ -52,3 +52,47 @@ def add_pool(session, cluster, name, *, capacity_gib=1000, tags=None, scope="CLU
     capacity.create_pool_capacity(session, pool)
     session.flush()
     return pool
+
+
+def add_image_store(session, zone, name="store0"):
+    from core.model import ImageStore
+
+    store = ImageStore(name=name, zone_id=zone.id, url=f"sim://{name}", provider="simulator")
+    session.add(store)
+    session.flush()
+    return store
+
+
+def add_template(session, store, name="tiny", *, public=True, hypervisor="Simulator", account_name="admin"):
+    """A template already downloaded into ``store`` (what registerTemplate ends with)."""
+    from sqlalchemy import select
+
+    from core.model import Account, DownloadState, OsType, Template, TemplateStoreRef
+
+    owner = session.scalar(select(Account).where(Account.name == account_name))
+    os_type = session.scalar(select(OsType).where(OsType.description == "Other Linux (64-bit)"))
+    template = Template(name=name, display_text=name, format="QCOW2", hypervisor=hypervisor, url="sim://t",
+                        os_type_id=os_type.id, account_id=owner.id, domain_id=owner.domain_id, is_public=public,
+                        is_featured=public, size=2 * GiB)
+    session.add(template)
+    session.flush()
+    session.add(TemplateStoreRef(template_id=template.id, store_id=store.id,
+                                 download_state=DownloadState.DOWNLOADED, download_percent=100,
+                                 install_path=f"template/{template.uuid}.qcow2", size=2 * GiB))
+    session.flush()
+    return template
+
+
+def simulated_zone(cloud, *, hosts=2, cores=4, mhz=2000, memory_mib=8192, pool_gib=1000):
+    """A zone with one cluster of simulated hosts, a pool, a store and a ready public template.
+    Returns a dict of public ids."""
+    with cloud.db.transaction() as session:
+        zone, pod, cluster = zone_with_cluster(session)
+        host_rows = [add_host(session, cluster, f"h{i}", cores=cores, mhz=mhz, memory_mib=memory_mib)
+                     for i in range(hosts)]
+        pool = add_pool(session, cluster, "p0", capacity_gib=pool_gib)
+        store = add_image_store(session, zone)
+        template = add_template(session, store)
+        return {"zone": zone.uuid, "pod": pod.uuid, "cluster": cluster.uuid, "pool": pool.uuid,
+                "hosts": [h.uuid for h in host_rows], "host_keys": [h.details["sim_key"] for h in host_rows],
+                "template": template.uuid}

@@ -1,9 +1,10 @@
 """Fixtures for the NFS storage plugin: a real nfs-ganesha server, an HTTP server for
 template downloads, tiny disk images, and the three ways of reaching storage.
 
-``ganesha`` runs ``rpcbind`` (unless one already answers) and ``ganesha.nfsd -F``
-(VFS backend, NFSv3 and v4, one export of a temporary directory) for the whole
-session, waits until ``nfs-ls`` lists the export, and stops both afterwards. When
+``ganesha`` runs a real nfs-ganesha server (see ``ganesha.py``: rpcbind unless one
+answers, ``ganesha.nfsd -F``, VFS backend, NFSv3 and v4, a read-write and a
+read-only export of temporary directories) for the whole session, and stops it
+afterwards; tests using it carry the ``ganesha`` marker. When
 a piece is missing or the server does not come up, tests that need it are
 skipped with the reason, and the reason is also raised as a warning so it shows
 in every summary.
@@ -18,10 +19,8 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -29,58 +28,24 @@ from pathlib import Path
 
 import pytest
 
-from plugins.storage_nfs import libnfs, mount
+from plugins.storage_nfs import mount
 from plugins.storage_nfs.driver import NfsStorage
 
+from .ganesha import Ganesha, GaneshaUnavailable, start_server
 from .helpers import qemu_io
-
-PSEUDO = "/strato"
-GANESHA_CONF = """\
-NFS_CORE_PARAM {{
-  Protocols = 3, 4;
-  NFS_Port = {nfs_port};
-  MNT_Port = {mnt_port};
-  Enable_NLM = false;
-  Enable_RQUOTA = false;
-  Bind_addr = 127.0.0.1;
-  # NFSv3 clients (libnfs, QEMU) mount the pseudo path too, not the directory's real path
-  Mount_Path_Pseudo = true;
-}}
-NFSV4 {{
-  # no 90 s grace period after start: there is no client state to recover
-  Graceless = true;
-  RecoveryBackend = fs;
-  RecoveryRoot = {recovery};
-}}
-EXPORT {{
-  Export_Id = 77;
-  Path = {export};
-  Pseudo = {pseudo};
-  Access_Type = RW;
-  # the driver and QEMU run as root: their files must stay root's
-  Squash = No_Root_Squash;
-  Protocols = 3, 4;
-  Transports = TCP;
-  SecType = sys;
-  FSAL {{ Name = VFS; }}
-}}
-EXPORT {{
-  Export_Id = 78;
-  Path = {export_ro};
-  Pseudo = {pseudo}-ro;
-  Access_Type = RO;
-  Squash = No_Root_Squash;
-  Protocols = 3, 4;
-  Transports = TCP;
-  SecType = sys;
-  FSAL {{ Name = VFS; }}
-}}
-LOG {{ Default_Log_Level = WARN; }}
-"""
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "ganesha: needs the real nfs-ganesha server of the `ganesha` fixture")
+    config.addinivalue_line("markers", "ganesha: uses the real nfs-ganesha server (deselect with -m 'not ganesha')")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.parent != Path(__file__).parent:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "ganesha" in item.fixturenames or params.get("backend") in ("libnfs", "mount"):
+            item.add_marker(pytest.mark.ganesha)
 
 
 def _skip_loudly(reason: str):
@@ -88,118 +53,16 @@ def _skip_loudly(reason: str):
     pytest.skip(reason)
 
 
-def _free_port(preferred: int | None = None) -> int:
-    for candidate in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free TCP port")
-
-
-def _rpcbind_answers() -> bool:
-    done = subprocess.run(["rpcinfo", "-p", "127.0.0.1"], capture_output=True, timeout=10)
-    return done.returncode == 0
-
-
-def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-
-class Ganesha:
-    """A running ganesha.nfsd; ``stop()``/``start()`` let a test take the server away."""
-
-    server = "127.0.0.1"
-    pseudo = PSEUDO
-
-    def __init__(self, base: Path):
-        self.base = base
-        #: the directory ganesha exports (a test may look at the files behind the server)
-        self.export_dir = base / "export"
-        self.conf = base / "ganesha.conf"
-        self.log = base / "ganesha.log"
-        self.process: subprocess.Popen | None = None
-
-    def url(self, sub: str) -> str:
-        return f"nfs://{self.server}{self.pseudo}/{sub}"
-
-    @property
-    def read_only_url(self) -> str:
-        """A second export, read-only."""
-        return f"nfs://{self.server}{self.pseudo}-ro"
-
-    def start(self, timeout: float = 30) -> str | None:
-        """Start and wait until ``nfs-ls`` lists the export; None, or why it did not come up
-        (the process is stopped then)."""
-        self.process = subprocess.Popen(
-            ["ganesha.nfsd", "-F", "-f", str(self.conf), "-L", str(self.log), "-p", str(self.base / "ganesha.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        url = f"nfs://{self.server}{self.pseudo}"
-        while True:
-            done = subprocess.run(["nfs-ls", url], capture_output=True, text=True, timeout=10)
-            if done.returncode == 0:
-                return None
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"
-                return f"nfs-ganesha did not serve {url}: {done.stderr.strip()}; log: {tail}"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
-            self.process = None
-
-
 @pytest.fixture(scope="session")
 def ganesha(tmp_path_factory):
-    missing = [tool for tool in ("ganesha.nfsd", "rpcbind", "rpcinfo", "nfs-ls") if not shutil.which(tool)]
-    if missing:
-        _skip_loudly(f"cannot run an NFS server: {', '.join(missing)} not installed "
-                     "(scripts/apt/storage.txt; run scripts/install-system.sh)")
-    if not list(Path("/usr/lib").glob("*/ganesha/libfsalvfs.so")):
-        _skip_loudly("nfs-ganesha's VFS backend (nfs-ganesha-vfs) is not installed")
-    reason = libnfs.unavailable_reason()
-    if reason:
-        _skip_loudly(reason)
-
-    base = tmp_path_factory.mktemp("ganesha")
-    server = Ganesha(base)
-    for directory in (server.export_dir, base / "export-ro", base / "recovery"):
-        directory.mkdir()
-    server.conf.write_text(GANESHA_CONF.format(
-        nfs_port=_free_port(2049), mnt_port=_free_port(), recovery=base / "recovery", export=server.export_dir,
-        export_ro=base / "export-ro", pseudo=PSEUDO))
-    rpcbind = None
     try:
-        if not _rpcbind_answers():
-            # -f: stay in the foreground, so this fixture owns (and stops) the process
-            with open(base / "rpcbind.log", "wb") as log:
-                rpcbind = subprocess.Popen(["rpcbind", "-f", "-w"], stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True)
-            deadline = time.monotonic() + 10
-            while not _rpcbind_answers():
-                if rpcbind.poll() is not None or time.monotonic() > deadline:
-                    _skip_loudly(f"rpcbind did not start: {(base / 'rpcbind.log').read_text(errors='replace')}")
-                time.sleep(0.1)
-        failure = server.start()
-        if failure:
-            _skip_loudly(failure)
+        server = start_server(tmp_path_factory.mktemp("ganesha"))
+    except GaneshaUnavailable as exc:
+        _skip_loudly(str(exc))
+    try:
         yield server
     finally:
-        server.stop()
-        if rpcbind is not None:
-            _stop(rpcbind)
+        server.shutdown()
 
 
 @dataclass

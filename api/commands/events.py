@@ -1,0 +1,88 @@
+"""Events: listEvents, listEventTypes.
+
+Who sees which events follows CloudStack's owner rules (``listall``, ``account``,
+``domainid``, ``isrecursive``): without them every caller, root admin included,
+sees its own account's events.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from api.views.operations import EVENT_FIELDS, EVENT_TYPE_FIELDS, event_view
+from core.commands import ALL_ROLES, P, api_command
+from core.model import Event
+
+from .zones import choice, invalid
+
+LEVELS = ("INFO", "WARN", "ERROR")
+
+#: The event types Strato records. CloudStack's names (EventTypes.java) where CloudStack
+#: has one; the rest, marked, are Strato's for changes CloudStack records no event for.
+EVENT_TYPES = (
+    "VM.CREATE", "VM.DESTROY", "VM.START", "VM.STOP", "VM.REBOOT", "VM.UPDATE", "VM.UPGRADE", "VM.MIGRATE",
+    "VM.EXPUNGE", "VM.RECOVER", "VM.RESETPASSWORD",
+    "VOLUME.CREATE", "VOLUME.DELETE", "VOLUME.ATTACH", "VOLUME.DETACH", "VOLUME.RESIZE",
+    "TEMPLATE.CREATE", "TEMPLATE.DELETE", "TEMPLATE.UPDATE", "TEMPLATE.DOWNLOAD.START",
+    "TEMPLATE.DOWNLOAD.SUCCESS", "TEMPLATE.DOWNLOAD.FAILED",
+    "ZONE.CREATE", "ZONE.EDIT", "ZONE.DELETE", "POD.CREATE", "POD.EDIT", "POD.DELETE",
+    "MAINT.PREPARE", "MAINT.CANCEL", "MAINT.PREPARE.PS", "MAINT.CANCEL.PS",
+    "UPDATE.PS", "ENABLE.PS", "DISABLE.PS",
+    "SERVICE.OFFERING.CREATE", "SERVICE.OFFERING.EDIT", "SERVICE.OFFERING.DELETE",
+    "DISK.OFFERING.CREATE", "DISK.OFFERING.EDIT", "DISK.OFFERING.DELETE",
+    "CONFIGURATION.VALUE.EDIT",
+    "ACCOUNT.CREATE", "USER.CREATE", "USER.LOGIN", "USER.LOGOUT", "DOMAIN.CREATE", "REGISTER.USER.KEY",
+    # Strato's own
+    "CLUSTER.CREATE", "CLUSTER.UPDATE", "CLUSTER.DELETE", "HOST.ADD", "HOST.UPDATE", "HOST.DELETE",
+    "STORAGE.POOL.CREATE", "STORAGE.POOL.DELETE", "IMAGE.STORE.ADD", "IMAGE.STORE.DELETE", "VM.UNMANAGED",
+)
+
+
+@api_command("listEvents", response="event", is_list=True, roles=ALL_ROLES, response_fields=EVENT_FIELDS, params={
+    "id": P.uuid("the ID of the event"),
+    "type": P.string("the event type (see listEventTypes)"),
+    "level": P.string("the event level: INFO, WARN or ERROR"),
+    "startdate": P.date("events from this date and time on (yyyy-MM-dd or yyyy-MM-dd HH:mm:ss, UTC)"),
+    "enddate": P.date("events up to this date and time (yyyy-MM-dd or yyyy-MM-dd HH:mm:ss, UTC)"),
+    "resourceid": P.uuid("the ID of the resource the events are about"),
+    "resourcetype": P.string("the type of the resource the events are about"),
+    "archived": P.boolean("true to list archived events instead"),
+})
+def list_events(ctx, p):
+    """Lists events, newest first. ``keyword`` matches the type, level or description."""
+    query = select(Event).where(Event.removed.is_(None), ctx.owner_filter(Event),
+                                Event.archived.is_(p.get("archived", False)))
+    if "id" in p:
+        query = query.where(Event.uuid == p["id"])
+    if "type" in p:
+        query = query.where(Event.event_type == p["type"].strip().upper())
+    if "level" in p:
+        query = query.where(Event.level == choice(ctx, "level", p["level"], LEVELS))
+    if "startdate" in p:
+        query = query.where(Event.created >= p["startdate"])
+    if "enddate" in p:
+        end = p["enddate"]
+        if (end.hour, end.minute, end.second) == (0, 0, 0):  # a bare date means the whole day
+            end = end.replace(hour=23, minute=59, second=59)
+        if "startdate" in p and end < p["startdate"]:
+            raise invalid(ctx, "enddate", "the end date is before the start date")
+        query = query.where(Event.created <= end)
+    if "resourceid" in p:
+        query = query.where(Event.resource_uuid == p["resourceid"])
+    if "resourcetype" in p:
+        query = query.where(Event.resource_type == p["resourcetype"])
+    if p.get("keyword"):
+        keyword = p["keyword"]
+        query = query.where(or_(*(column.icontains(keyword, autoescape=True)
+                                  for column in (Event.event_type, Event.level, Event.description))))
+    total, events = ctx.page(query, order_by=Event.id.desc())
+    return total, [event_view(ctx.session, event) for event in events]
+
+
+@api_command("listEventTypes", response="eventtype", is_list=True, roles=ALL_ROLES,
+             response_fields=EVENT_TYPE_FIELDS, params={})
+def list_event_types(ctx, p):
+    """Lists the event types: Strato's catalogue and any other type recorded (plugins may add their own)."""
+    recorded = set(ctx.session.scalars(select(Event.event_type).distinct()))
+    names = list(EVENT_TYPES) + sorted(recorded - set(EVENT_TYPES))
+    return len(names), [{"name": name} for name in names]

@@ -1,0 +1,178 @@
+"""A real NFS server for tests and benchmarks: nfs-ganesha in the foreground, in userspace.
+
+``start_server(base)`` runs ``rpcbind`` (unless one already answers on 127.0.0.1)
+and ``ganesha.nfsd -F`` with the VFS backend, NFSv3 and v4 over TCP on
+127.0.0.1, exporting ``base/export`` read-write as ``/strato`` and
+``base/export-ro`` read-only as ``/strato-ro``; it returns once ``nfs-ls``
+lists the export. It raises ``GaneshaUnavailable`` with the reason when a piece
+is missing or the server does not come up, having stopped what it started.
+``Ganesha.shutdown()`` stops both processes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from plugins.storage_nfs import libnfs
+
+PSEUDO = "/strato"
+
+_EXPORT = """\
+EXPORT {{
+  Export_Id = {id};
+  Path = {path};
+  Pseudo = {pseudo};
+  Access_Type = {access};
+  # the driver and QEMU run as root: their files must stay root's
+  Squash = No_Root_Squash;
+  Protocols = 3, 4;
+  Transports = TCP;
+  SecType = sys;
+  FSAL {{ Name = VFS; }}
+}}
+"""
+
+_CONF = """\
+NFS_CORE_PARAM {{
+  Protocols = 3, 4;
+  NFS_Port = {nfs_port};
+  MNT_Port = {mnt_port};
+  Enable_NLM = false;
+  Enable_RQUOTA = false;
+  Bind_addr = 127.0.0.1;
+  # NFSv3 clients (libnfs, QEMU) mount the pseudo path too, not the directory's real path
+  Mount_Path_Pseudo = true;
+}}
+NFSV4 {{
+  # no 90 s grace period after start: there is no client state to recover
+  Graceless = true;
+  RecoveryBackend = fs;
+  RecoveryRoot = {recovery};
+}}
+LOG {{ Default_Log_Level = WARN; }}
+"""
+
+
+class GaneshaUnavailable(Exception):
+    """The server cannot run here; the message says why."""
+
+
+def _free_port(preferred: int | None = None) -> int:
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise GaneshaUnavailable("no free TCP port on 127.0.0.1")
+
+
+def _rpcbind_answers() -> bool:
+    return subprocess.run(["rpcinfo", "-p", "127.0.0.1"], capture_output=True, timeout=10).returncode == 0
+
+
+def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def unavailable_reason() -> str | None:
+    missing = [tool for tool in ("ganesha.nfsd", "rpcbind", "rpcinfo", "nfs-ls") if not shutil.which(tool)]
+    if missing:
+        return (f"cannot run an NFS server: {', '.join(missing)} not installed "
+                "(scripts/apt/storage.txt; run scripts/install-system.sh)")
+    if not list(Path("/usr/lib").glob("*/ganesha/libfsalvfs.so")):
+        return "nfs-ganesha's VFS backend (nfs-ganesha-vfs) is not installed"
+    return libnfs.unavailable_reason()
+
+
+class Ganesha:
+    """A running ganesha.nfsd; ``stop()``/``start()`` let a test take the server away."""
+
+    server = "127.0.0.1"
+    pseudo = PSEUDO
+
+    def __init__(self, base: Path):
+        self.base = base
+        #: the directory exported read-write (a test may look at the files behind the server)
+        self.export_dir = base / "export"
+        self.conf = base / "ganesha.conf"
+        self.log = base / "ganesha.log"
+        self.process: subprocess.Popen | None = None
+        self.rpcbind: subprocess.Popen | None = None
+
+    def url(self, sub: str) -> str:
+        return f"nfs://{self.server}{self.pseudo}/{sub}"
+
+    @property
+    def read_only_url(self) -> str:
+        return f"nfs://{self.server}{self.pseudo}-ro"
+
+    def start(self, timeout: float = 30) -> None:
+        """Start ganesha and wait until ``nfs-ls`` lists the export; raises
+        ``GaneshaUnavailable`` (with the log's tail) after stopping it when it does not."""
+        self.process = subprocess.Popen(
+            ["ganesha.nfsd", "-F", "-f", str(self.conf), "-L", str(self.log), "-p", str(self.base / "ganesha.pid")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        url = f"nfs://{self.server}{self.pseudo}"
+        while True:
+            done = subprocess.run(["nfs-ls", url], capture_output=True, text=True, timeout=10)
+            if done.returncode == 0:
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"
+                raise GaneshaUnavailable(f"nfs-ganesha did not serve {url}: {done.stderr.strip()}; log: {tail}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+    def shutdown(self) -> None:
+        self.stop()
+        if self.rpcbind is not None:
+            _stop(self.rpcbind)
+            self.rpcbind = None
+
+
+def start_server(base: Path) -> Ganesha:
+    reason = unavailable_reason()
+    if reason:
+        raise GaneshaUnavailable(reason)
+    server = Ganesha(base)
+    for directory in (server.export_dir, base / "export-ro", base / "recovery"):
+        directory.mkdir(parents=True)
+    exports = (_EXPORT.format(id=77, path=server.export_dir, pseudo=PSEUDO, access="RW")
+               + _EXPORT.format(id=78, path=base / "export-ro", pseudo=f"{PSEUDO}-ro", access="RO"))
+    server.conf.write_text(_CONF.format(nfs_port=_free_port(2049), mnt_port=_free_port(),
+                                        recovery=base / "recovery") + exports)
+    try:
+        if not _rpcbind_answers():
+            # -f: stay in the foreground, so we own (and stop) the process
+            with open(base / "rpcbind.log", "wb") as log:
+                server.rpcbind = subprocess.Popen(["rpcbind", "-f", "-w"], stdout=log, stderr=subprocess.STDOUT,
+                                                  start_new_session=True)
+            deadline = time.monotonic() + 10
+            while not _rpcbind_answers():
+                if server.rpcbind.poll() is not None or time.monotonic() > deadline:
+                    raise GaneshaUnavailable(
+                        f"rpcbind did not start: {(base / 'rpcbind.log').read_text(errors='replace')}")
+                time.sleep(0.1)
+        server.start()
+    except BaseException:
+        server.shutdown()
+        raise
+    return server
