@@ -11,8 +11,11 @@ from sqlalchemy import func, select
 
 from api.views.infrastructure import IMAGE_STORE_FIELDS, image_store_view
 from core.commands import ROOT_ONLY, SUCCESS, P, api_command
+from core.errors import InvalidParameterError
 from core.model import ImageStore, Zone
 from core.orchestration import infrastructure
+
+from .zones import invalid
 
 
 @api_command("addImageStore", response="imagestore", roles=ROOT_ONLY, response_fields=IMAGE_STORE_FIELDS, params={
@@ -27,8 +30,13 @@ def add_image_store(ctx, p):
     zone = ctx.get(Zone, p["zoneid"], "zoneid") if "zoneid" in p else None
     url = p["url"].strip()
     details = {k: v for item in p.get("details", []) for k, v in item.items()}
+    provider = p["provider"].strip()
+    try:
+        ctx.cloud.plugins.image_store(provider.lower())
+    except InvalidParameterError as exc:
+        raise invalid(ctx, "provider", exc.message) from None
     store = infrastructure.add_image_store(ctx.cloud, ctx.session, name=(p.get("name") or url).strip(), url=url,
-                                           provider=p["provider"].strip(), zone=zone, details=details)
+                                           provider=provider, zone=zone, details=details)
     ctx.event("IMAGE.STORE.ADD", f"Added image store {store.name} at {url}", store)
     return image_store_view(ctx.session, store)
 

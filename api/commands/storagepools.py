@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from api.views.infrastructure import STORAGE_POOL_FIELDS, storage_pool_view
 from core.commands import ROOT_ONLY, SUCCESS, P, api_command
+from core.errors import InvalidParameterError
 from core.jobs import job_handler
 from core.model import Cluster, Pod, StoragePool, Zone
 from core.orchestration import infrastructure
@@ -60,7 +61,11 @@ def create_storage_pool(ctx, p):
             raise invalid(ctx, "hypervisor", "a ZONE-scoped pool needs the hypervisor it serves")
         hypervisor = hypervisor_type(ctx, p["hypervisor"])
     url = p["url"].strip()
-    provider = infrastructure.primary_provider(ctx.cloud, p.get("provider"), url)
+    try:
+        provider = infrastructure.primary_provider(ctx.cloud, p.get("provider"), url)
+    except InvalidParameterError as exc:
+        named = p.get("provider", "").strip().lower() not in ("", infrastructure.DEFAULT_PRIMARY)
+        raise invalid(ctx, "provider" if named else "url", exc.message) from None
     details = {k: v for item in p.get("details", []) for k, v in item.items()}
     pool = infrastructure.add_storage_pool(
         ctx.cloud, ctx.session, zone=zone, name=p["name"].strip(), url=url, scope=scope, provider=provider,

@@ -155,6 +155,14 @@ def _render(name: str, body: dict, fmt: str, status: int) -> Reply:
 
 def _plain(value: Any) -> Any:
     """JSON-ready copy: Nones dropped from dicts, dates formatted, ids and enums as text."""
+    kind = type(value)
+    # Exact types first: responses such as listApis hold tens of thousands of values.
+    if kind is str or kind is int or kind is bool or kind is float:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _plain(v) for k, v in value.items() if v is not None}
+    if kind is list:
+        return [_plain(v) for v in value if v is not None]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -20,7 +20,19 @@ def compact(data: dict) -> dict:
 
 
 def owner_fields(session: Session, account_id: int | None, domain_id: int | None) -> dict:
-    """account, accountid, domain, domainid (and domainpath) of an owned resource."""
+    """account, accountid, domain, domainid (and domainpath) of an owned resource.
+
+    Memoised per session: a list of 500 VMs of one account looks its owner up once
+    (the session's identity map is weak, so it would not keep the rows for us).
+    """
+    cache = session.info.setdefault("owner_fields", {})
+    key = (account_id, domain_id)
+    if key not in cache:
+        cache[key] = _owner_fields(session, account_id, domain_id)
+    return dict(cache[key])
+
+
+def _owner_fields(session: Session, account_id: int | None, domain_id: int | None) -> dict:
     fields: dict = {}
     if account_id is not None:
         account = session.get(Account, account_id)

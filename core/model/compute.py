@@ -21,15 +21,15 @@ class VirtualMachine(Resource, Base):
     #: the name on the hypervisor, CloudStack's i-<account id>-<vm id>-VM
     instance_name: Mapped[str | None] = mapped_column(String(255), unique=True)
     vm_type: Mapped[str] = mapped_column(String(32), default="User")
-    state: Mapped[str] = mapped_column(String(32), default="Stopped")
+    state: Mapped[str] = mapped_column(String(32), default="Stopped", index=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     power_state: Mapped[str] = mapped_column(String(32), default="PowerOff")
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
-    domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     zone_id: Mapped[int] = mapped_column(ForeignKey("zone.id"))
     pod_id: Mapped[int | None] = mapped_column(ForeignKey("pod.id"))
-    host_id: Mapped[int | None] = mapped_column(ForeignKey("host.id"))
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("host.id"), index=True)
     last_host_id: Mapped[int | None] = mapped_column(ForeignKey("host.id"))
     service_offering_id: Mapped[int] = mapped_column(ForeignKey("service_offering.id"))
     template_id: Mapped[int] = mapped_column(ForeignKey("template.id"))
@@ -61,7 +61,7 @@ class Nic(Resource, Base):
     # concurrent allocations safe.
     __table_args__ = (UniqueConstraint("network_id", "ip_address"),)
 
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vm_instance.id"))
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vm_instance.id"), index=True)
     network_id: Mapped[int] = mapped_column(ForeignKey("network.id"))
     device_id: Mapped[int] = mapped_column(default=0)
     is_default: Mapped[bool] = mapped_column(default=True)
@@ -92,8 +92,8 @@ class Volume(Resource, Base):
     __tablename__ = "volume"
 
     name: Mapped[str] = mapped_column(String(255))
-    vm_id: Mapped[int | None] = mapped_column(ForeignKey("vm_instance.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    vm_id: Mapped[int | None] = mapped_column(ForeignKey("vm_instance.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id"))
     zone_id: Mapped[int] = mapped_column(ForeignKey("zone.id"))
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("storage_pool.id"))

@@ -87,9 +87,9 @@ class Host(Resource, Base):
 
     name: Mapped[str] = mapped_column(String(255))
     host_type: Mapped[str] = mapped_column(String(32), default="Routing")
-    zone_id: Mapped[int] = mapped_column(ForeignKey("zone.id"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zone.id"), index=True)
     pod_id: Mapped[int] = mapped_column(ForeignKey("pod.id"))
-    cluster_id: Mapped[int] = mapped_column(ForeignKey("cluster.id"))
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("cluster.id"), index=True)
     hypervisor: Mapped[str] = mapped_column(String(32))
     hypervisor_version: Mapped[str | None] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(String(1024))

@@ -30,8 +30,8 @@ class AsyncJob(Resource, Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     instance_type: Mapped[str | None] = mapped_column(String(64))
-    instance_uuid: Mapped[str | None] = mapped_column(String(40))
-    status: Mapped[int] = mapped_column(Integer, default=JobStatus.PENDING)
+    instance_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
+    status: Mapped[int] = mapped_column(Integer, default=JobStatus.PENDING, index=True)
     result_code: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict | None] = mapped_column(default=None)
     #: the management server that queued it and the worker that runs it
@@ -44,11 +44,11 @@ class AsyncJob(Resource, Base):
 class Event(Resource, Base):
     __tablename__ = "event"
 
-    event_type: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64), index=True)
     level: Mapped[str] = mapped_column(String(16), default="INFO")
     state: Mapped[str] = mapped_column(String(32), default="Completed")
     description: Mapped[str] = mapped_column(Text)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
     domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     resource_type: Mapped[str | None] = mapped_column(String(64))
@@ -99,7 +99,7 @@ class Capacity(Base):
     capacity_type: Mapped[int] = mapped_column(Integer)
     zone_id: Mapped[int] = mapped_column(ForeignKey("zone.id"))
     pod_id: Mapped[int | None] = mapped_column(ForeignKey("pod.id"))
-    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("cluster.id"))
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("cluster.id"), index=True)
     host_id: Mapped[int | None] = mapped_column(ForeignKey("host.id"))
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("storage_pool.id"))
     total: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..errors import InsufficientCapacityError
 from ..model import (
@@ -83,9 +83,10 @@ class Thresholds:
 
 def plan(session: Session, request: DeploymentRequest, thresholds: Thresholds, plugins=None) -> Deployment:
     reasons: list[str] = []
-    for cluster in _clusters(session, request, thresholds, reasons):
-        hosts = _hosts(session, cluster, request, reasons, plugins)
-        for host in hosts:
+    clusters = _clusters(session, request, thresholds, reasons)
+    hosts_by_cluster = _hosts(session, clusters, request, reasons, plugins)
+    for cluster in clusters:
+        for host in hosts_by_cluster.get(cluster.id, []):
             if not _reserve_host(session, host, cluster, request, reasons):
                 continue
             pool = None
@@ -121,66 +122,86 @@ def _clusters(session: Session, request: DeploymentRequest, thresholds: Threshol
         pool = session.get(StoragePool, request.existing_pool_id)
         if pool is not None and pool.scope == "CLUSTER":
             query = query.where(Cluster.id == pool.cluster_id)
+    candidates = [c for c in session.scalars(query) if c.id not in request.avoid_clusters]
+    allocated = _allocated_by_cluster(session, [c.id for c in candidates])
     clusters = []
-    for cluster in session.scalars(query):
-        if cluster.id in request.avoid_clusters:
-            continue
-        if _over_threshold(session, cluster, CapacityType.CPU, cluster.cpu_overprovisioning,
-                           request.cpu_mhz, thresholds.cluster_cpu):
+    for cluster in candidates:
+        (cpu_used, cpu_total), (mem_used, mem_total) = allocated.get(cluster.id, ((0, 0), (0, 0)))
+        if _over(cpu_used, cpu_total, cluster.cpu_overprovisioning, request.cpu_mhz, thresholds.cluster_cpu):
             reasons.append(f"cluster {cluster.name} is over its CPU disable threshold")
-            continue
-        if _over_threshold(session, cluster, CapacityType.MEMORY, cluster.memory_overprovisioning,
-                           request.memory_bytes, thresholds.cluster_memory):
+        elif _over(mem_used, mem_total, cluster.memory_overprovisioning, request.memory_bytes,
+                   thresholds.cluster_memory):
             reasons.append(f"cluster {cluster.name} is over its memory disable threshold")
-            continue
-        clusters.append(cluster)
+        else:
+            clusters.append(cluster)
     if request.preferred_host_id:
         preferred = session.get(Host, request.preferred_host_id)
         clusters.sort(key=lambda c: preferred is None or c.id != preferred.cluster_id)
-    if not clusters and not reasons:
-        reasons.append(f"no enabled {request.hypervisor or ''} cluster in the zone".replace("  ", " "))
+    if not candidates:
+        reasons.append(f"no enabled {request.hypervisor + ' ' if request.hypervisor else ''}cluster in the zone")
     return clusters
 
 
-def _over_threshold(session: Session, cluster: Cluster, kind: int, factor: float, extra: int,
-                    threshold: float) -> bool:
-    used, total = session.execute(
-        select(func.coalesce(func.sum(Capacity.used), 0), func.coalesce(func.sum(Capacity.total), 0))
-        .where(Capacity.cluster_id == cluster.id, Capacity.capacity_type == kind,
-               Capacity.host_id.is_not(None))).one()
-    if not total:
-        return False
-    # SUM() comes back as Decimal on PostgreSQL and MariaDB
-    return (float(used) + extra) / (float(total) * factor) > threshold
+def _allocated_by_cluster(session: Session, cluster_ids: list[int]) -> dict[int, tuple]:
+    """{cluster id: ((cpu used, cpu total), (memory used, memory total))} over its hosts, in one query."""
+    rows = session.execute(
+        select(Capacity.cluster_id, Capacity.capacity_type, func.sum(Capacity.used), func.sum(Capacity.total))
+        .where(Capacity.cluster_id.in_(cluster_ids), Capacity.host_id.is_not(None),
+               Capacity.capacity_type.in_([CapacityType.CPU, CapacityType.MEMORY]))
+        .group_by(Capacity.cluster_id, Capacity.capacity_type)).all()
+    found: dict[int, dict[int, tuple]] = {}
+    for cluster_id, kind, used, total in rows:
+        # SUM() comes back as Decimal on PostgreSQL and MariaDB
+        found.setdefault(cluster_id, {})[kind] = (float(used or 0), float(total or 0))
+    return {cid: (kinds.get(CapacityType.CPU, (0, 0)), kinds.get(CapacityType.MEMORY, (0, 0)))
+            for cid, kinds in found.items()}
 
 
-def _hosts(session: Session, cluster: Cluster, request: DeploymentRequest, reasons: list[str],
-           plugins) -> list[Host]:
-    hosts = list(session.scalars(
-        select(Host).where(Host.cluster_id == cluster.id, Host.removed.is_(None), Host.host_type == "Routing")
-        .order_by(Host.id)))
-    usable = []
-    for host in hosts:
-        if host.id in request.avoid_hosts:
-            continue
-        if request.required_host_id and host.id != request.required_host_id:
-            continue
-        if host.status != HostStatus.UP or host.resource_state != ResourceState.ENABLED:
-            reasons.append(f"host {host.name} is {host.status}/{host.resource_state}")
-            continue
-        if request.host_tag and request.host_tag not in host.tag_list:
-            reasons.append(f"no host has the host tag {request.host_tag!r}")
-            continue
-        if request.cpu_speed > host.cpu_speed or request.cpu_count > host.cpu_cores * host.cpu_sockets:
-            reasons.append(f"host {host.name} has fewer or slower cores than asked")
-            continue
-        usable.append(host)
+def _over(used: float, total: float, factor: float, extra: int, threshold: float) -> bool:
+    return bool(total) and (used + extra) / (total * factor) > threshold
+
+
+def _hosts(session: Session, clusters: list[Cluster], request: DeploymentRequest, reasons: list[str],
+           plugins) -> dict[int, list[Host]]:
+    """{cluster id: hosts that are Up, enabled, big enough and have room, in first-fit order}.
+    The capacity test runs in SQL, in one query for the whole zone, so thousands of full
+    hosts cost one query rather than one per host or cluster."""
+    if not clusters:
+        return {}
+    cpu, memory = aliased(Capacity), aliased(Capacity)
+    query = (
+        select(Host)
+        .join(Cluster, Cluster.id == Host.cluster_id)
+        .join(cpu, (cpu.host_id == Host.id) & (cpu.capacity_type == CapacityType.CPU))
+        .join(memory, (memory.host_id == Host.id) & (memory.capacity_type == CapacityType.MEMORY))
+        .where(Host.cluster_id.in_([c.id for c in clusters]), Host.removed.is_(None), Host.host_type == "Routing",
+               Host.status == HostStatus.UP, Host.resource_state == ResourceState.ENABLED,
+               Host.cpu_speed >= request.cpu_speed, Host.cpu_cores * Host.cpu_sockets >= request.cpu_count,
+               cpu.used + request.cpu_mhz <= cpu.total * Cluster.cpu_overprovisioning,
+               memory.used + request.memory_bytes <= memory.total * Cluster.memory_overprovisioning)
+        .order_by(Host.id))
+    if request.required_host_id:
+        query = query.where(Host.id == request.required_host_id)
+    if request.avoid_hosts:
+        query = query.where(Host.id.not_in(request.avoid_hosts))
+    usable = list(session.scalars(query))
+    if request.host_tag:
+        tagged = [h for h in usable if request.host_tag in h.tag_list]
+        if usable and not tagged:
+            reasons.append(f"no host with room has the host tag {request.host_tag!r}")
+        usable = tagged
+    elif not usable:
+        reasons.append(f"no host is Up, enabled and has {request.cpu_count}x{request.cpu_speed} MHz and "
+                       f"{request.memory_mb} MiB free")
     if plugins is not None and usable:
         avoided = plugins.planner_avoid_hosts(request, usable)
         usable = [h for h in usable if h.id not in avoided]
     if request.preferred_host_id:
         usable.sort(key=lambda h: h.id != request.preferred_host_id)
-    return usable
+    by_cluster: dict[int, list[Host]] = {}
+    for host in usable:
+        by_cluster.setdefault(host.cluster_id, []).append(host)
+    return by_cluster
 
 
 def _reserve_host(session: Session, host: Host, cluster: Cluster, request: DeploymentRequest,

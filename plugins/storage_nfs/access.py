@@ -125,6 +125,10 @@ class Access(abc.ABC):
         """A new file opened for writing (``write``, ``fsync``, ``close``, usable as a
         context manager); ``FileExistsError`` when it exists."""
 
+    def healthy(self) -> bool:
+        """False when the access can no longer be used as it is (a mount that vanished)."""
+        return True
+
     def close(self) -> None:
         """Release connections (and, for mounts, nothing: see ``MountAccess.unmount``)."""
 
@@ -268,6 +272,15 @@ class MountAccess(LocalAccess):
     def details(self) -> dict[str, Any]:
         return {"access": self.kind, "mountpoint": self.root, "server": self.location.server,
                 "export": self.location.export}
+
+    def healthy(self) -> bool:
+        return mount.is_mounted(self.root)
+
+    def capacity(self) -> tuple[int, int]:
+        if not mount.is_mounted(self.root):
+            # statvfs of the bare mount point would report this machine's own disk
+            raise OSError(errno.ENOTCONN, f"{self.location.url} is no longer mounted on {self.root}", self.root)
+        return super().capacity()
 
     def unmount(self) -> None:
         """Unmount and remove the mount point. Raises ``OSError`` when it is busy."""

@@ -179,6 +179,10 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         location = urls.parse(ref.url)
         with self._lock:
             cached = self._accesses.get(location.url)
+            if cached is not None and not cached.healthy():
+                # a mount that went away: writing on would fill the empty mount point's disk
+                del self._accesses[location.url]
+                cached = None
         if cached is not None:
             return cached
         kind = (ref.details or {}).get("access")
@@ -226,8 +230,10 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
             info = self.qemu.info(access.locator(probe), "raw")
             if info.virtual_size != len(payload):
                 raise ResourceUnavailableError(f"{access.location.url}: qemu-img sees a different file there")
-        finally:
-            access.remove(probe)
+        except BaseException as failure:
+            _cleanup(access, probe, failure)
+            raise
+        access.remove(probe)
 
     # -- primary storage ----------------------------------------------------
 
@@ -263,16 +269,15 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
     disconnect_store = disconnect_pool
 
     def _volume_rel(self, access: Access, volume: VolumeSpec) -> str:
-        """The volume's file in the pool: from ``volume.path`` when it lies under this
-        pool's root, else from its uuid and format (the name ``create_volume`` gave it;
-        a path under a mount point this machine no longer uses still ends in it)."""
+        """The volume's file in the pool, named by its uuid and format as ``create_volume``
+        named it. A ``volume.path`` naming another file (``templates/...``, something
+        outside the pool) is refused rather than acted on; a path under a mount point
+        this machine no longer uses still ends in the right name and is fine."""
         expected = layout.volume_file(volume.uuid, volume.format)
-        if volume.path:
-            rel = access.rel_of(volume.path)
-            if rel is not None:
-                return rel
-            if posixpath.basename(volume.path) != expected:
-                raise InvalidParameterError(f"volume {volume.uuid}: path {volume.path} is not in this pool")
+        if volume.path and (posixpath.basename(volume.path) != expected
+                            or access.rel_of(volume.path) not in (None, expected)):
+            raise InvalidParameterError(
+                f"volume {volume.uuid}: path {volume.path} is not this volume's file in this pool ({expected})")
         return expected
 
     def create_volume(self, pool: PoolRef, volume: VolumeSpec, template: TemplateRef | None) -> str:
@@ -347,23 +352,24 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         if fmt not in _POOL_FORMATS:
             raise UnsupportedError(f"template {template.uuid} is {fmt}, which cannot back a volume")
         rel = layout.pool_template(template.uuid)
-        if access.exists(rel):
-            return rel
-        key = (access.location.url, template.uuid)
-        with self._lock:
-            lock = self._copy_locks.setdefault(key, threading.Lock())
-        with lock:
+        with _errors(f"copy of template {template.uuid} into {access.location.url}"):
             if access.exists(rel):
                 return rel
-            source = self._template_source(template)
-            access.makedirs(layout.TEMPLATE_CACHE_DIR)
-            tmp = layout.part_name(rel)
-            try:
-                self._copy_image(source, QEMU_FORMATS[fmt], access, tmp)
-                access.publish(tmp, rel)
-            except BaseException as failure:
-                _cleanup(access, tmp, failure)
-                raise
+            key = (access.location.url, template.uuid)
+            with self._lock:
+                lock = self._copy_locks.setdefault(key, threading.Lock())
+            with lock:
+                if access.exists(rel):
+                    return rel
+                source = self._template_source(template)
+                access.makedirs(layout.TEMPLATE_CACHE_DIR)
+                tmp = layout.part_name(rel)
+                try:
+                    self._copy_image(source, QEMU_FORMATS[fmt], access, tmp)
+                    access.publish(tmp, rel)
+                except BaseException as failure:
+                    _cleanup(access, tmp, failure)
+                    raise
         return rel
 
     def _copy_image(self, source: str, source_fmt: str, access: Access, tmp: str) -> None:
@@ -387,11 +393,21 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
             access.remove(layout.pool_template(template.uuid))
 
     def delete_volume(self, pool: PoolRef, volume: VolumeSpec) -> None:
-        """Remove the volume's file. Idempotent: a missing file is success. Its
-        internal snapshots go with it; backups on the image store stay."""
+        """Remove the volume's file. Idempotent: a missing file is success. With
+        ``volume.path`` None (a creation that crashed before the core recorded it)
+        the file is found from the uuid, and a temporary file such a creation left
+        is removed too. Internal snapshots go with the file; backups on the image
+        store stay."""
         access = self._access(pool)
         with _errors(f"volume {volume.uuid} on pool {pool.name}"):
-            access.remove(self._volume_rel(access, volume))
+            rel = self._volume_rel(access, volume)
+            access.remove(rel)
+            if volume.path is None:
+                directory, name = posixpath.split(rel)
+                prefix = f".{name}{layout.PART_MARK}"
+                for entry in access.listdir(directory):
+                    if entry.startswith(prefix):
+                        access.remove(posixpath.join(directory, entry))
 
     def resize_volume(self, pool: PoolRef, volume: VolumeSpec, new_size_bytes: int) -> None:
         """Grow the volume's virtual size to ``new_size_bytes`` (qemu-img resize): for a

@@ -59,7 +59,7 @@ def _check_xml(response, request):
         assert root.find("errorcode").text == str(response.status_code)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(request=requests)
 def test_any_request_gets_a_well_formed_envelope(admin, request):

@@ -9,6 +9,7 @@ that need it with the reason, also raised as a warning so it shows in every summ
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -57,6 +58,18 @@ def libvirtd(libvirt_module) -> str:
     if done.returncode != 0:
         skip_loudly(f"libvirtd could not be started: {done.stderr.strip()}")
     return "qemu:///system"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_libvirts_logs_of_test_domains():
+    """libvirt keeps a QEMU log per domain name (/var/log/libvirt/qemu/<name>.log) after the
+    domain is gone; remove those of the domains these tests made."""
+    started = time.time()
+    yield
+    for pattern in ("i-kvmtest-*.log", "kvmtest-*.log"):
+        for log in Path("/var/log/libvirt/qemu").glob(pattern):
+            if log.stat().st_mtime >= started - 1:
+                log.unlink()
 
 
 @pytest.fixture(scope="session")
@@ -137,9 +150,23 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
+@dataclasses.dataclass
+class NfsExport:
+    url: str
+    directory: Path
+    nfs_port: int
+
+    def still_ours(self) -> bool:
+        """rpcbind still sends NFS clients to this server. On a shared machine another
+        NFS server (another test run's) may register itself over it at any time."""
+        out = run("rpcinfo", "-p", "127.0.0.1", check=False, timeout=10).stdout
+        return any(line.split()[-1] == "nfs" and line.split()[3] == str(self.nfs_port)
+                   for line in out.splitlines() if len(line.split()) == 5)
+
+
 @pytest.fixture(scope="session")
 def nfs_export(workdir):
-    """``(url, directory)``: ``nfs://127.0.0.1/kvmtest`` served by nfs-ganesha from a
+    """An ``NfsExport``: ``nfs://127.0.0.1/kvmtest`` served by nfs-ganesha from a
     directory of the workdir. rpcbind is started too unless one already answers."""
     missing = which_all("ganesha.nfsd", "rpcbind", "rpcinfo", "nfs-ls")
     if missing:
@@ -151,7 +178,8 @@ def nfs_export(workdir):
         directory.mkdir()
     export.chmod(0o755)
     conf = base / "ganesha.conf"
-    conf.write_text(GANESHA_CONF.format(nfs_port=_free_port(), mnt_port=_free_port(), recovery=recovery,
+    nfs_port = _free_port()
+    conf.write_text(GANESHA_CONF.format(nfs_port=nfs_port, mnt_port=_free_port(), recovery=recovery,
                                         export=export))
     registered = run("rpcinfo", "-p", "127.0.0.1", check=False, timeout=10)
     if registered.returncode == 0 and " nfs" in registered.stdout:
@@ -178,7 +206,7 @@ def nfs_export(workdir):
             if processes[-1].poll() is not None or time.monotonic() > deadline:
                 skip_loudly(f"nfs-ganesha did not serve {url}: {log.read_text(errors='replace')[-1500:]}")
             time.sleep(0.2)
-        yield url, export
+        yield NfsExport(url, export, nfs_port)
     finally:
         for process in reversed(processes):
             _stop(process)

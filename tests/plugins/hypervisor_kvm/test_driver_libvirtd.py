@@ -87,7 +87,7 @@ class TestContractOnLibvirtd(HypervisorDriverContract):
     @pytest.fixture
     def foreign_vm(self, libvirtd, libvirt_module):
         conn = libvirt_module.open(libvirtd)
-        name = f"foreign-{uuid.uuid4().hex[:8]}"
+        name = f"kvmtest-foreign-{uuid.uuid4().hex[:8]}"
         # transient, made with plain libvirt: Strato never saw it
         domain = conn.createXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory>"
                                 "<os><type>hvm</type></os></domain>", 0)

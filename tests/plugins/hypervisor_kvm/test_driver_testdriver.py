@@ -69,7 +69,7 @@ class TestContractOnTestDriver(HypervisorDriverContract):
 
     @pytest.fixture
     def foreign_vm(self, keeper):
-        name = f"foreign-{uuid.uuid4().hex[:8]}"
+        name = f"kvmtest-foreign-{uuid.uuid4().hex[:8]}"
         domain = keeper.defineXML(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
                                   "<os><type>hvm</type></os></domain>")
         domain.create()

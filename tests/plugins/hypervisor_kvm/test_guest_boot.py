@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from core.drivers import HostRef, PowerState
+from core.errors import StratoError
 
 from .helpers import (
     GUEST_POWEROFF,
@@ -24,6 +25,7 @@ from .helpers import (
     console_lines,
     nic,
     qemu_img_create,
+    skip_loudly,
     vm_spec,
     volume,
     wait_for_line,
@@ -143,7 +145,7 @@ def test_a_guests_whole_life_on_a_bridge(driver, host_ref, guest_template, pool,
 
 
 def test_a_guest_boots_from_an_nfs_export_through_qemus_nfs_client(driver, host_ref, guest_template, nfs_export):
-    url, export_dir = nfs_export
+    url, export_dir = nfs_export.url, nfs_export.directory
     template = export_dir / "template.qcow2"
     template.write_bytes(guest_template.read_bytes())
     # a relative backing file: QEMU resolves it next to the overlay, on the NFS server
@@ -153,8 +155,14 @@ def test_a_guest_boots_from_an_nfs_export_through_qemus_nfs_client(driver, host_
                            pool_details={"access": "libnfs", "server": "127.0.0.1", "export": "/kvmtest"})],
                    memory_mb=128)
     try:
-        details = driver.start_vm(host_ref, spec)
-        wait_for_line(details["console_log"], GUEST_READY, timeout=BOOT_TIMEOUT)
+        try:
+            details = driver.start_vm(host_ref, spec)
+            wait_for_line(details["console_log"], GUEST_READY, timeout=BOOT_TIMEOUT)
+        except (StratoError, AssertionError):
+            if not nfs_export.still_ours():
+                skip_loudly("another NFS server registered itself with rpcbind during the test, so QEMU "
+                            "reached that one; run tests/plugins/hypervisor_kvm on its own to test NFS disks")
+            raise
         assert "STRATO-GUEST-NO-NIC" in console_lines(details["console_log"])
     finally:
         driver.destroy_vm(host_ref, spec)

@@ -76,11 +76,11 @@ class Backend:
 
     def new(self, prefix: str) -> tuple[str, Path]:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        directory = self._root / name
-        directory.mkdir()
         if self._ganesha is None:
+            directory = self._root / name
+            directory.mkdir()
             return f"file://{directory}", directory
-        return self._ganesha.url(name), directory
+        return self._ganesha.url(name), self._ganesha.mkdir(name)
 
 
 @pytest.fixture(params=["local", "libnfs", "mount"])

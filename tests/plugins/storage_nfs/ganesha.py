@@ -7,6 +7,12 @@ and ``ganesha.nfsd -F`` with the VFS backend, NFSv3 and v4 over TCP on
 lists the export. It raises ``GaneshaUnavailable`` with the reason when a piece
 is missing or the server does not come up, having stopped what it started.
 ``Ganesha.shutdown()`` stops both processes.
+
+One machine has one rpcbind, and NFSv3 clients (libnfs, QEMU) find the NFS
+server through it, so two servers at once would steal each other's
+registrations: ``start_server`` holds an exclusive lock until shutdown (a bound
+abstract Unix socket, ``LOCK_NAME``: no file to clean up, released if the process
+dies), and a second test session waits for it (up to ``LOCK_WAIT`` seconds).
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import time
 from pathlib import Path
 
 from plugins.storage_nfs import libnfs
+from plugins.storage_nfs.libnfs import NfsClient
 
 PSEUDO = "/strato"
+LOCK_NAME = "\0strato-test-nfs-ganesha"
+LOCK_WAIT = 600
 
 _EXPORT = """\
 EXPORT {{
@@ -110,6 +119,7 @@ class Ganesha:
         self.log = base / "ganesha.log"
         self.process: subprocess.Popen | None = None
         self.rpcbind: subprocess.Popen | None = None
+        self._lock: socket.socket | None = None
 
     def url(self, sub: str) -> str:
         return f"nfs://{self.server}{self.pseudo}/{sub}"
@@ -117,6 +127,15 @@ class Ganesha:
     @property
     def read_only_url(self) -> str:
         return f"nfs://{self.server}{self.pseudo}-ro"
+
+    def mkdir(self, name: str) -> Path:
+        """Make a directory at the export's root through NFS and return where it is on
+        disk. Through NFS, not on disk: ganesha caches directory contents, and a name
+        added (or removed) behind its back may stay unknown (or turn NFS3ERR_STALE)
+        until its cache expires."""
+        with NfsClient(self.server, self.pseudo, timeout_ms=10_000) as nfs:
+            nfs.mkdir(name)
+        return self.export_dir / name
 
     def start(self, timeout: float = 30) -> None:
         """Start ganesha and wait until ``nfs-ls`` lists the export; raises
@@ -146,6 +165,25 @@ class Ganesha:
         if self.rpcbind is not None:
             _stop(self.rpcbind)
             self.rpcbind = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _acquire(self) -> None:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                lock.bind(LOCK_NAME)
+            except OSError:
+                lock.close()
+                if time.monotonic() > deadline:
+                    raise GaneshaUnavailable(
+                        f"another test session has run its NFS server for over {LOCK_WAIT} s") from None
+                time.sleep(0.5)
+                continue
+            self._lock = lock
+            return
 
 
 def start_server(base: Path) -> Ganesha:
@@ -160,6 +198,7 @@ def start_server(base: Path) -> Ganesha:
     server.conf.write_text(_CONF.format(nfs_port=_free_port(2049), mnt_port=_free_port(),
                                         recovery=base / "recovery") + exports)
     try:
+        server._acquire()
         if not _rpcbind_answers():
             # -f: stay in the foreground, so we own (and stop) the process
             with open(base / "rpcbind.log", "wb") as log:

@@ -8,6 +8,7 @@ qemu-img/qemu-io through the path the driver returned, as a hypervisor would.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -42,6 +43,11 @@ def template_ref(url: str, fmt: str = "QCOW2", checksum: str | None = None) -> T
                        size_bytes=None)
 
 
+def on_store(template: TemplateRef, store: PoolRef) -> TemplateRef:
+    """The template as the core hands it to create_volume: with the store it is on."""
+    return dataclasses.replace(template, store_url=store.url, store_details=store.details)
+
+
 def volume_spec(pool: PoolRef, size: int = 0, kind: str = "DATADISK", fmt: str = "QCOW2") -> VolumeSpec:
     return VolumeSpec(uuid=str(uuid.uuid4()), name="vol", volume_type=kind, size_bytes=size, device_id=0,
                       pool_url=pool.url, pool_details=pool.details, format=fmt)
@@ -65,7 +71,8 @@ def registered(driver, store, http_files, images):
     store_ref, _ = store
     url = http_files.add(f"tiny-{uuid.uuid4().hex[:6]}.qcow2", images["qcow2"])
     md5 = hashlib.md5(images["qcow2"].read_bytes()).hexdigest()
-    return driver.register_template(store_ref, template_ref(url, checksum=md5), lambda percent: None)
+    return on_store(driver.register_template(store_ref, template_ref(url, checksum=md5), lambda percent: None),
+                    store_ref)
 
 
 # -- contract and connection --------------------------------------------------
@@ -104,8 +111,9 @@ def test_connect_refuses_what_it_cannot_reach(backend, driver, tmp_path):
 
 
 def test_auto_mode_picks_a_way_and_says_why(ganesha, make_driver):
-    (ganesha.export_dir / "auto").mkdir()
-    info = make_driver("auto").connect_pool(ganesha.url("auto"), {})
+    name = f"auto-{uuid.uuid4().hex[:6]}"
+    ganesha.mkdir(name)
+    info = make_driver("auto").connect_pool(ganesha.url(name), {})
     reason = mount.unavailable_reason()
     if reason is None:
         assert info.details["access"] == "mount"
@@ -163,8 +171,7 @@ def test_register_template_over_http(driver, store, http_files, images):
     assert (directory / rel).read_bytes() == images["qcow2"].read_bytes()
     assert result.size_bytes == 32 * MiB  # the virtual size, not the file's
     assert result.uuid == template.uuid and result.url == url
-    assert result.install_path.endswith(rel)
-    assert result.install_path.startswith("nfs://" if store_ref.url.startswith("nfs:") else "/")
+    assert result.install_path == rel  # relative to the store
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen)
     assert leftovers(directory) == []
 
@@ -342,7 +349,7 @@ def test_a_failed_template_copy_leaves_no_file(driver, pool, registered):
     assert not (directory / f"{volume.uuid}.qcow2").exists()
     assert not (directory / "templates" / f"{gone.uuid}.qcow2").exists() and leftovers(directory) == []
     no_path = TemplateRef(**{**registered.__dict__, "install_path": None})
-    with pytest.raises(InvalidParameterError, match="no install path"):
+    with pytest.raises(InvalidParameterError, match="not on an image store"):
         driver.create_volume(pool_ref, volume_spec(pool_ref, 0, "ROOT"), no_path)
 
 
@@ -392,15 +399,34 @@ def test_delete_volume_is_idempotent(driver, pool):
     driver.delete_volume(pool_ref, never_made)
 
 
+def test_delete_volume_after_a_crashed_create_removes_its_leftovers(driver, pool):
+    """path None: the core never learnt where the volume went; the uuid says."""
+    pool_ref, directory = pool
+    volume = volume_spec(pool_ref, 4 * MiB)
+    driver.create_volume(pool_ref, volume, None)
+    root = pool_ref.details.get("url_prefix") or pool_ref.details["mountpoint"]
+    # what a create that died half-way leaves, made through the same way as the driver's files
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", f"{root}/.{volume.uuid}.qcow2.part-deadbeef",
+                    "1M"], check=True)
+    keep = volume_spec(pool_ref, 4 * MiB)
+    driver.create_volume(pool_ref, keep, None)
+    driver.delete_volume(pool_ref, volume)
+    assert sorted(p.name for p in directory.iterdir()) == [f"{keep.uuid}.qcow2"]
+
+
 def test_delete_volume_refuses_a_path_outside_the_pool(driver, pool, tmp_path):
     pool_ref, _ = pool
     outsider = tmp_path / "precious.qcow2"
     outsider.write_bytes(b"keep")
     volume = volume_spec(pool_ref, 4 * MiB)
     volume.path = str(outsider)
-    with pytest.raises(InvalidParameterError, match="not in this pool"):
+    with pytest.raises(InvalidParameterError, match="not this volume.s file"):
         driver.delete_volume(pool_ref, volume)
     assert outsider.read_bytes() == b"keep"
+    root = pool_ref.details.get("url_prefix") or pool_ref.details["mountpoint"]
+    volume.path = f"{root}/templates/{volume.uuid}.qcow2"  # the right name in the wrong place
+    with pytest.raises(InvalidParameterError, match="not this volume.s file"):
+        driver.delete_volume(pool_ref, volume)
 
 
 def test_resize_grows_and_refuses_to_shrink(driver, pool):
@@ -437,7 +463,7 @@ def test_backup_and_restore_a_snapshot(driver, pool, store, registered):
     snapshot_uuid = str(uuid.uuid4())
     backup = driver.backup_snapshot(pool_ref, volume, store_ref, snapshot_uuid, account=2, internal_snapshot="s1")
     rel = f"snapshots/2/{volume.uuid}/{snapshot_uuid}.qcow2"
-    assert backup.endswith(rel) and (store_dir / rel).is_file()
+    assert backup == rel and (store_dir / rel).is_file()
     info = image_info(str(store_dir / rel))
     assert "backing-filename" not in info  # flattened: the template's data is in it
     qemu_io(str(store_dir / rel), "read -P 0xab 0 64k")
@@ -446,7 +472,7 @@ def test_backup_and_restore_a_snapshot(driver, pool, store, registered):
     driver.delete_volume_snapshot(pool_ref, volume, "s1")
     assert driver.list_volume_snapshots(pool_ref, volume) == []
 
-    driver.restore_snapshot(pool_ref, volume, backup)
+    driver.restore_snapshot(pool_ref, volume, store_ref, backup)
     qemu_io(volume.path, "read -P 0x11 1M 64k")
     qemu_io(volume.path, "read -P 0xab 0 64k")
     assert leftovers(pool_dir) == [] and leftovers(store_dir) == []
@@ -454,8 +480,9 @@ def test_backup_and_restore_a_snapshot(driver, pool, store, registered):
     driver.delete_snapshot_backup(store_ref, backup)
     driver.delete_snapshot_backup(store_ref, backup)
     assert not (store_dir / "snapshots" / "2").exists()
-    with pytest.raises(InvalidParameterError):
-        driver.delete_snapshot_backup(store_ref, registered.install_path)
+    for not_a_backup in (registered.install_path, "snapshots/../template/x", "/etc/passwd"):
+        with pytest.raises(InvalidParameterError):
+            driver.delete_snapshot_backup(store_ref, not_a_backup)
 
 
 def test_internal_snapshot_revert(driver, pool):
@@ -474,20 +501,20 @@ def test_internal_snapshot_revert(driver, pool):
 
 def test_a_libnfs_store_feeds_a_local_pool(ganesha, make_driver, tmp_path, http_files, images):
     driver = make_driver("auto")
-    store_dir = ganesha.export_dir / f"mixed-{uuid.uuid4().hex[:6]}"
-    store_dir.mkdir()
+    store_dir = ganesha.mkdir(f"mixed-{uuid.uuid4().hex[:6]}")
     store_ref = connect(driver, ganesha.url(store_dir.name), "store")
     pool_dir = tmp_path / "local-pool"
     pool_dir.mkdir()
     pool_ref = connect(driver, f"file://{pool_dir}")
-    template = driver.register_template(store_ref, template_ref(http_files.add("mixed.qcow2", images["qcow2"])),
-                                        lambda p: None)
-    assert template.install_path.startswith("nfs://")
+    template = on_store(driver.register_template(store_ref, template_ref(http_files.add("mixed.qcow2",
+                                                                                      images["qcow2"])),
+                                                 lambda p: None), store_ref)
     path = driver.create_volume(pool_ref, volume_spec(pool_ref, 0, "ROOT"), template)
     qemu_io(path, "read -P 0xab 0 64k")
-    # a fresh driver (another management server) has not connected the store: it reads the URL with QEMU
+    # another management server has not connected the store: it reaches it from the template's store details
     other = make_driver("auto")
-    path = other.create_volume(pool_ref, volume_spec(pool_ref, 0, "ROOT"), template)
+    other_pool = PoolRef(pool_ref.uuid, pool_ref.name, pool_ref.url, pool_ref.details)
+    path = other.create_volume(other_pool, volume_spec(pool_ref, 0, "ROOT"), template)
     qemu_io(path, "read -P 0xab 0 64k")
 
 

@@ -17,9 +17,9 @@ from plugins.storage_nfs.libnfs import NfsClient
 @pytest.fixture
 def client(ganesha):
     name = f"lib-{uuid.uuid4().hex[:8]}"
-    (ganesha.export_dir / name).mkdir()
+    directory = ganesha.mkdir(name)
     with NfsClient(ganesha.server, f"{ganesha.pseudo}/{name}", timeout_ms=5000) as nfs:
-        yield nfs, ganesha.export_dir / name
+        yield nfs, directory
 
 
 def test_files_round_trip(client):
@@ -95,7 +95,7 @@ def test_a_closed_client_refuses_calls(client):
 def test_the_driver_reconnects_after_the_server_restarts(ganesha, make_driver):
     """Take the NFS server away: calls fail promptly (no hang) and work again once it is back."""
     name = f"restart-{uuid.uuid4().hex[:6]}"
-    (ganesha.export_dir / name).mkdir()
+    ganesha.mkdir(name)
     driver = make_driver("libnfs")
     url = ganesha.url(name)
     pool = PoolRef("p", "p", url, driver.connect_pool(url, {}).details)
