@@ -66,7 +66,7 @@ def demo(obj, host, port, hypervisor, fresh, no_serve):
         settings.plugins["hypervisors"] = ["kvm"]
         settings.plugins["storage"] = ["nfs"]
     cloud = _cloud(settings)
-    cloud.start()
+    cloud.start(periodic=not no_serve)
     from .inprocess import ApiError
 
     try:
@@ -102,7 +102,7 @@ def serve(obj, host, port):
     """Serve the API of an existing cloud (migrating its database first)."""
     settings = _settings(data_dir=obj["data_dir"], api_host=host, api_port=port)
     cloud = _cloud(settings)
-    cloud.start()
+    cloud.start(periodic=True)
     _serve(cloud, settings)
 
 

@@ -26,25 +26,34 @@ class Cloud:
         self.plugins = plugins or PluginManager(settings).load()
         self.config = GlobalConfig(CORE_KEYS + self.plugins.configuration_keys())
         self.jobs = JobQueue(self, settings.broker, settings.worker_threads, settings.queue)
+        self._background = None
         from .bootstrap import bootstrap
 
         with self.db.transaction() as session:
             bootstrap(session)
             self.config.seed(session)
 
-    def start(self, *, worker: bool | None = None) -> None:
+    def start(self, *, worker: bool | None = None, periodic: bool = False) -> None:
         """Settle what a previous process left unfinished, then take jobs.
 
         ``worker`` defaults to True with the embedded broker (this process is the
         only worker) and False with Redis, where ``strato worker`` processes run jobs.
+        ``periodic`` starts the host ping / power sync / expunge thread (a serving
+        management server wants it; tests call ``background.one_pass`` instead).
         """
+        from .orchestration.background import Background
         from .orchestration.recovery import recover
 
         recover(self)
         if worker if worker is not None else self.jobs.embedded:
             self.jobs.start_worker()
+        if periodic and self._background is None:
+            self._background = Background(self)
+            self._background.start()
 
     def close(self) -> None:
+        if self._background is not None:
+            self._background.stop()
         self.jobs.stop_worker()
         self.plugins.close()
         self.db.dispose()

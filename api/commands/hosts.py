@@ -152,13 +152,13 @@ def cancel_host_maintenance(ctx, p):
 
 @job_handler("infrastructure.host_maintenance")
 def _host_maintenance_job(job) -> dict:
-    infrastructure.run_host_maintenance(job.cloud, job.params["hostid"])
+    infrastructure.run_host_maintenance(job.cloud, job.params["hostid"], job.caller)
     return _host_result(job)
 
 
 @job_handler("infrastructure.host_maintenance_cancel")
 def _host_maintenance_cancel_job(job) -> dict:
-    infrastructure.cancel_host_maintenance(job.cloud, job.params["hostid"])
+    infrastructure.cancel_host_maintenance(job.cloud, job.params["hostid"], job.caller)
     return _host_result(job)
 
 

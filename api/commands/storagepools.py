@@ -166,13 +166,13 @@ def cancel_storage_maintenance(ctx, p):
 
 @job_handler("infrastructure.pool_maintenance")
 def _pool_maintenance_job(job) -> dict:
-    infrastructure.run_pool_maintenance(job.cloud, job.params["id"])
+    infrastructure.run_pool_maintenance(job.cloud, job.params["id"], job.caller)
     return _pool_result(job)
 
 
 @job_handler("infrastructure.pool_maintenance_cancel")
 def _pool_maintenance_cancel_job(job) -> dict:
-    infrastructure.cancel_pool_maintenance(job.cloud, job.params["id"])
+    infrastructure.cancel_pool_maintenance(job.cloud, job.params["id"], job.caller)
     return _pool_result(job)
 
 

@@ -51,7 +51,11 @@ def register_template(ctx, p):
     hypervisor = p["hypervisor"]
     if hypervisor.lower() != "any":
         hypervisor = _hypervisor_name(ctx.cloud.plugins, hypervisor)
-    if not p["url"].lower().startswith(("http://", "https://", "file://", "sim://")):
+    url = p["url"].lower()
+    if url.startswith("file://") and not ctx.caller.is_root_admin:
+        # a file:// URL reads the management server's own disk: root admins only
+        raise PermissionDenied("only a root admin may register a template from a file:// URL")
+    if not url.startswith(("http://", "https://", "file://")):
         raise InvalidParameterError("url must be an http(s) URL")
     zone = None
     if p["zoneid"] != "-1":

@@ -149,14 +149,21 @@ def update_zone(ctx, p):
 def delete_zone(ctx, p):
     """Deletes a zone that holds nothing any more (536 otherwise)."""
     zone = ctx.get(Zone, p["id"], "id")
-    for what, model in (("pods", Pod), ("primary storage pools", StoragePool), ("image stores", ImageStore),
-                        ("virtual machines", VirtualMachine), ("volumes", Volume), ("networks", Network)):
-        if ctx.session.scalar(select(func.count(model.id)).where(model.zone_id == zone.id, model.removed.is_(None))):
+    in_zone = [("pods", Pod, None), ("primary storage pools", StoragePool, None), ("image stores", ImageStore, None),
+               ("virtual machines", VirtualMachine, None), ("volumes", Volume, None),
+               ("account networks", Network, Network.account_id.is_not(None))]
+    for what, model, extra in in_zone:
+        query = select(func.count(model.id)).where(model.zone_id == zone.id, model.removed.is_(None))
+        if ctx.session.scalar(query.where(extra) if extra is not None else query):
             raise ResourceInUseError(f"The zone {zone.name} is not deletable because there are {what} in it")
+    now = utcnow()
+    # the zone-wide guest network Strato made for the zone goes with it (no VM uses it any more)
+    for network in ctx.session.scalars(select(Network).where(Network.zone_id == zone.id, Network.removed.is_(None))):
+        network.removed = now
     ctx.event("ZONE.DELETE", f"Deleted zone {zone.name}", zone)
     # zone names are unique in the table: free the name so a new zone may take it
     zone.name = f"{zone.name} (removed {zone.uuid})"[:255]
-    zone.removed = utcnow()
+    zone.removed = now
     return SUCCESS
 
 

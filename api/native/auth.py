@@ -5,9 +5,10 @@ any other needs ``apiKey`` and ``signature`` (``signing``), and with
 ``signatureVersion=3`` an ``expires`` still in the future. The key must belong to
 a user that, with its account, is enabled and not removed.
 
-Every refusal is the same 401, "unable to verify user credentials and/or request
-signature", as CloudStack's, so a client learns nothing about which part was
-wrong; the reason goes to the log.
+Refusals are 401 with CloudStack's two texts: "unable to verify user credentials"
+for a session, "unable to verify user credentials and/or request signature" for
+everything else, so a client learns nothing about which part was wrong; the
+reason goes to the log.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ class Identity:
     caller: Caller
     #: the session the request came with, None for a signed request
     login_session: LoginSession | None = None
-    #: how the request proved itself: "session" or the signature variant that matched
-    method: str = "session"
 
 
 def authenticate(session: Session, request: ApiRequest, session_timeout_minutes: int,
@@ -46,7 +45,7 @@ def authenticate(session: Session, request: ApiRequest, session_timeout_minutes:
     key = request.get("sessionkey")
     if key is not None:
         caller, row = sessions.authenticate(session, key, request.cookies, session_timeout_minutes)
-        return Identity(caller, row, "session")
+        return Identity(caller, row)
     return _by_signature(session, request, now or dt.datetime.now(dt.timezone.utc))
 
 
@@ -65,7 +64,8 @@ def _by_signature(session: Session, request: ApiRequest, now: dt.datetime) -> Id
     variant = signing.verify(request.params, user.secret_key, signature)
     if variant is None:
         raise _refuse(f"the signature of user {user.username}'s request does not match")
-    return Identity(Caller.of(user), None, variant)
+    log.debug("request of %s signed as %s signs", user.username, variant)
+    return Identity(Caller.of(user))
 
 
 def _refuse(reason: str) -> AuthenticationError:

@@ -77,10 +77,10 @@ class Dispatcher:
         except StratoError as exc:
             reply = envelope.error(exc, envelope.error_response_name(command, exc), fmt)
         except Exception:  # a bug: the trace goes to the log, never to the client
-            log.exception("internal error answering %s", request.command if request else "a request")
+            log.exception("internal error answering %r", request.command if request else None)
             exc = InternalError(INTERNAL_ERROR_TEXT)
             reply = envelope.error(exc, envelope.error_response_name(command, exc), fmt)
-        log.info("%s %s -> %d (%.0f ms)", http_request.method, request.command if request else "-", reply.status,
+        log.info("%s %r -> %d (%.0f ms)", http_request.method, request.command if request else None, reply.status,
                  (time.monotonic() - started) * 1000)
         return _to_flask(reply)
 

@@ -24,7 +24,9 @@ DOMAIN_FIELDS = {
     "id": "the ID of the domain", "name": "the name of the domain", "level": "the level of the domain",
     "parentdomainid": "the domain ID of the parent domain", "parentdomainname": "the domain name of the parent domain",
     "haschild": "whether the domain has one or more sub-domains", "path": "the path of the domain",
-    "state": "the state of the domain", "networkdomain": "the network domain", "created": "the date when this domain was created",
+    "state": "the state of the domain",
+    "networkdomain": "the network domain",
+    "created": "the date when this domain was created",
 }
 
 
@@ -42,7 +44,9 @@ def domain_view(session: Session, domain: Domain) -> dict:
 
 USER_FIELDS = {
     "id": "the user ID", "username": "the user name", "firstname": "the user firstname",
-    "lastname": "the user lastname", "email": "the user email address", "created": "the date and time the user account was created",
+    "lastname": "the user lastname",
+    "email": "the user email address",
+    "created": "the date and time the user account was created",
     "state": "the user state", "account": "the account name of the user", "accountid": "the account ID of the user",
     "accounttype": "the account type of the user", "roletype": "the type of the role",
     "domainid": "the domain ID of the user", "domain": "the domain name of the user",
@@ -66,7 +70,8 @@ def user_view(session: Session, user: User) -> dict:
 
 ACCOUNT_FIELDS = {
     "id": "the id of the account", "name": "the name of the account",
-    "accounttype": "account type (admin, domain-admin, user)", "roletype": "the type of the role (Admin, DomainAdmin, User)",
+    "accounttype": "account type (admin, domain-admin, user)",
+    "roletype": "the type of the role (Admin, DomainAdmin, User)",
     "domainid": "id of the Domain the account belongs to", "domain": "name of the Domain the account belongs to",
     "domainpath": "path of the Domain the account belongs to", "state": "the state of the account",
     "networkdomain": "the network domain", "created": "the date when this account was created",
@@ -82,12 +87,15 @@ def account_view(session: Session, account: Account) -> dict:
         "id": account.uuid, "name": account.name, "accounttype": account.account_type,
         "roletype": AccountType.ROLE_TYPES[account.account_type], "domainid": domain.uuid, "domain": domain.name,
         "domainpath": domain_path(domain), "state": account.state, "networkdomain": account.network_domain,
-        "created": cs_date(account.created), "isdefault": account.name in ("system", "admin") and domain.parent_id is None,
+        "created": cs_date(account.created),
+        # the two accounts every installation starts with
+        "isdefault": account.name in ("system", "admin") and domain.parent_id is None,
         "user": [user_view(session, user) for user in users],
     })
 
 
-USER_KEYS_FIELDS = {"apikey": "the api key of the registered user", "secretkey": "the secret key of the registered user"}
+USER_KEYS_FIELDS = {"apikey": "the api key of the registered user",
+                    "secretkey": "the secret key of the registered user"}
 
 
 def user_keys_view(user: User) -> dict:

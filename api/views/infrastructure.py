@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 from importlib import metadata
 from urllib.parse import urlparse
 
@@ -33,6 +34,7 @@ def cs_percent(part: float, whole: float) -> str:
     return cs_decimal(part / whole * 100 if whole else 0) + "%"
 
 
+@functools.cache
 def _version() -> str | None:
     try:
         return metadata.version("strato")
@@ -46,10 +48,12 @@ ZONE_FIELDS = {
     "id": "Zone id", "name": "Zone name", "description": "Zone description",
     "dns1": "the first DNS for the Zone", "dns2": "the second DNS for the Zone",
     "internaldns1": "the first internal DNS for the Zone", "internaldns2": "the second internal DNS for the Zone",
-    "guestcidraddress": "the guest CIDR address for the Zone", "domain": "Network domain name for the networks in the zone",
+    "guestcidraddress": "the guest CIDR address for the Zone",
+    "domain": "Network domain name for the networks in the zone",
     "networktype": "the network type of the zone; can be Basic or Advanced",
     "securitygroupsenabled": "true if security groups support is enabled, false otherwise",
-    "allocationstate": "the allocation state of the zone", "localstorageenabled": "true if local storage offering enabled",
+    "allocationstate": "the allocation state of the zone",
+    "localstorageenabled": "true if local storage offering enabled",
     "type": "the type of the zone - core or edge", "tags": "the list of resource tags associated with zone",
 }
 
@@ -180,7 +184,8 @@ STORAGE_POOL_FIELDS = {
     "id": "the ID of the storage pool", "name": "the name of the storage pool",
     "zoneid": "the Zone ID of the storage pool", "zonename": "the Zone name of the storage pool",
     "podid": "the Pod ID of the storage pool", "podname": "the Pod name of the storage pool",
-    "clusterid": "the ID of the cluster for the storage pool", "clustername": "the name of the cluster for the storage pool",
+    "clusterid": "the ID of the cluster for the storage pool",
+    "clustername": "the name of the cluster for the storage pool",
     "ipaddress": "the IP address of the storage pool", "path": "the storage pool path",
     "created": "the date and time the storage pool was created", "type": "the storage pool type",
     "disksizetotal": "the total disk size of the storage pool",

@@ -24,8 +24,10 @@ SERVICE_OFFERING_FIELDS = {
     "id": "the id of the service offering", "name": "the name of the service offering",
     "displaytext": "an alternate display text of the service offering", "cpunumber": "the number of CPU",
     "cpuspeed": "the clock rate CPU speed in Mhz", "memory": "the memory in MB",
-    "created": "the date this service offering was created", "storagetype": "the storage type for this service offering",
-    "offerha": "the ha support in the service offering", "limitcpuuse": "restrict the CPU usage to committed service offering",
+    "created": "the date this service offering was created",
+    "storagetype": "the storage type for this service offering",
+    "offerha": "the ha support in the service offering",
+    "limitcpuuse": "restrict the CPU usage to committed service offering",
     "isvolatile": "true if the vm needs to be volatile", "tags": "the tags for the service offering (storage tags)",
     "storagetags": "the storage tags of the service offering", "hosttags": "the host tag for the service offering",
     "issystem": "is this a system vm offering", "defaultuse": "is this a default system vm offering",
@@ -55,7 +57,8 @@ DISK_OFFERING_FIELDS = {
     "tags": "the tags for the disk offering", "storagetype": "the storage type for this disk offering",
     "provisioningtype": "provisioning type used to create volumes", "state": "state of the disk offering",
     "displayoffering": "whether to display the offering to the end user or not",
-    "domainid": "the domain ID this disk offering belongs to", "domain": "the domain name this disk offering belongs to",
+    "domainid": "the domain ID this disk offering belongs to",
+    "domain": "the domain name this disk offering belongs to",
 }
 
 
@@ -70,7 +73,9 @@ def disk_offering_view(session: Session, offering: DiskOffering) -> dict:
 
 
 OS_TYPE_FIELDS = {
-    "id": "the ID of the OS type", "name": "the name of the OS type", "description": "the name/description of the OS type",
+    "id": "the ID of the OS type",
+    "name": "the name of the OS type",
+    "description": "the name/description of the OS type",
     "oscategoryid": "the ID of the OS category", "oscategoryname": "the name of the OS category",
     "isuserdefined": "is the guest OS user defined", "fordisplay": "is the guest OS visible for the users",
 }

@@ -13,7 +13,8 @@ Contracts every function here keeps:
 * Maintenance is two steps: ``begin_*`` inside the command's transaction marks the
   resource ``PrepareForMaintenance``; the async job's ``run_*`` then does the
   work, each step its own transaction, and ends in ``Maintenance`` — or in
-  ``ErrorInMaintenance`` with the reason raised as the job's error.
+  ``ErrorInMaintenance`` with the reason raised as the job's error. Events are
+  recorded for ``caller`` (the job's), so its account sees them.
 
 Host maintenance live-migrates the VMs of the host to other hosts of its cluster
 (as CloudStack does) when the hypervisor driver can live-migrate; a VM that is
@@ -272,7 +273,7 @@ def begin_host_maintenance(session: Session, host: Host) -> None:
     host.resource_state = ResourceState.PREPARE_FOR_MAINTENANCE
 
 
-def run_host_maintenance(cloud, host_uuid: str) -> None:
+def run_host_maintenance(cloud, host_uuid: str, caller=None) -> None:
     """The job: move every VM off the host, then mark it Maintenance.
 
     On failure the host is ErrorInMaintenance (unless maintenance was cancelled
@@ -289,7 +290,8 @@ def run_host_maintenance(cloud, host_uuid: str) -> None:
                 vms = vms_on_host(session, host)
                 if not vms:
                     host.resource_state = ResourceState.MAINTENANCE
-                    record(session, "MAINT.PREPARE", f"Host {host.name} is in maintenance", plugins=cloud.plugins)
+                    record(session, "MAINT.PREPARE", f"Host {host.name} is in maintenance", resource=host,
+                           caller=caller, plugins=cloud.plugins)
                     return
                 vm_uuid = vms[0].uuid
             migrate_vm(cloud, vm_uuid, reason=f"host {host_uuid} is being prepared for maintenance")
@@ -300,18 +302,19 @@ def run_host_maintenance(cloud, host_uuid: str) -> None:
                 .values(resource_state=ResourceState.ERROR_IN_MAINTENANCE)).rowcount
             if failed:
                 record(session, "MAINT.PREPARE", f"Maintenance of host {host_uuid} failed: {exc.message}",
-                       level="ERROR", plugins=cloud.plugins)
+                       level="ERROR", caller=caller, plugins=cloud.plugins)
         raise
 
 
-def cancel_host_maintenance(cloud, host_uuid: str) -> None:
+def cancel_host_maintenance(cloud, host_uuid: str, caller=None) -> None:
     """Return a host in (or entering) maintenance to Enabled. 431 for a host that is not."""
     with cloud.db.transaction() as session:
         host = _host(session, host_uuid)
         if host.resource_state not in _CANCEL_FROM:
             raise InvalidParameterError(f"Host {host.name} is {host.resource_state}, not in maintenance")
         host.resource_state = ResourceState.ENABLED
-        record(session, "MAINT.CANCEL", f"Maintenance of host {host.name} cancelled", plugins=cloud.plugins)
+        record(session, "MAINT.CANCEL", f"Maintenance of host {host.name} cancelled", resource=host, caller=caller,
+               plugins=cloud.plugins)
 
 
 def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
@@ -510,7 +513,7 @@ def begin_pool_maintenance(session: Session, pool: StoragePool) -> None:
     pool.status = PoolStatus.PREPARE_FOR_MAINTENANCE
 
 
-def run_pool_maintenance(cloud, pool_uuid: str) -> None:
+def run_pool_maintenance(cloud, pool_uuid: str, caller=None) -> None:
     """The job: Maintenance when no VM that is on a host has a volume on the pool;
     otherwise ErrorInMaintenance, raising 536 naming those VMs."""
     with cloud.db.transaction() as session:
@@ -522,25 +525,27 @@ def run_pool_maintenance(cloud, pool_uuid: str) -> None:
             VirtualMachine.state.in_([s.value for s in ON_HOST])).distinct().order_by(VirtualMachine.id)).all()
         if not busy:
             pool.status = PoolStatus.MAINTENANCE
-            record(session, "MAINT.PREPARE.PS", f"Storage pool {pool.name} is in maintenance", plugins=cloud.plugins)
+            record(session, "MAINT.PREPARE.PS", f"Storage pool {pool.name} is in maintenance", resource=pool,
+                   caller=caller, plugins=cloud.plugins)
             return
         pool.status = PoolStatus.ERROR_IN_MAINTENANCE
         names = ", ".join(vm.instance_name or vm.name for vm in busy)
         message = f"Storage pool {pool.name} cannot enter maintenance: VMs {names} run with volumes on it; stop them"
-        record(session, "MAINT.PREPARE.PS", message, level="ERROR", plugins=cloud.plugins)
+        record(session, "MAINT.PREPARE.PS", message, level="ERROR", resource=pool, caller=caller,
+               plugins=cloud.plugins)
     # raised after the commit above, so ErrorInMaintenance is kept
     raise ResourceInUseError(message)
 
 
-def cancel_pool_maintenance(cloud, pool_uuid: str) -> None:
+def cancel_pool_maintenance(cloud, pool_uuid: str, caller=None) -> None:
     """Return a pool in (or entering) maintenance to Up. 431 for a pool that is not."""
     with cloud.db.transaction() as session:
         pool = _pool(session, pool_uuid)
         if pool.status not in _POOL_CANCEL_FROM:
             raise InvalidParameterError(f"Storage pool {pool.name} is {pool.status}, not in maintenance")
         pool.status = PoolStatus.UP
-        record(session, "MAINT.CANCEL.PS", f"Maintenance of storage pool {pool.name} cancelled",
-               plugins=cloud.plugins)
+        record(session, "MAINT.CANCEL.PS", f"Maintenance of storage pool {pool.name} cancelled", resource=pool,
+               caller=caller, plugins=cloud.plugins)
 
 
 def _pool(session: Session, pool_uuid: str) -> StoragePool:

@@ -69,14 +69,21 @@ def _join(root: str, path: str) -> str:
 def disk_source(volume: VolumeSpec) -> DiskSource:
     """Resolve a volume to the file QEMU opens.
 
-    ``volume.path`` is relative to the pool root (absolute paths are taken as they are).
-    The root is ``pool_details["mountpoint"]`` when the storage plugin mounted the pool
-    on this host; otherwise an ``nfs://server[:port]/export`` pool is reached by QEMU's
-    NFS client (``pool_details`` ``server``/``export`` win over the URL), and a
-    ``file://``, ``sharedmountpoint://`` or plain-path pool is a local directory.
+    ``volume.path`` is an ``nfs://server[:port]/path`` URL (a file QEMU's NFS client
+    opens, as the nfs storage plugin reports volumes of pools it reaches with libnfs), an
+    absolute path (taken as it is), or a path relative to the pool root. The root is
+    ``pool_details["mountpoint"]`` when the storage plugin mounted the pool on this host;
+    otherwise an ``nfs://server[:port]/export`` pool is reached by QEMU's NFS client
+    (``pool_details`` ``server``/``export`` win over the URL), and a ``file://``,
+    ``sharedmountpoint://`` or plain-path pool is a local directory.
     """
     if not volume.path:
         raise InvalidParameterError(f"volume {volume.name} ({volume.uuid}) has no path: it was never created")
+    if volume.path.lower().startswith("nfs://"):
+        parts = urlsplit(volume.path)
+        if not parts.hostname or not parts.path:
+            raise InvalidParameterError(f"volume {volume.name}: {volume.path!r} names no NFS server and file")
+        return DiskSource("nfs", posixpath.normpath(unquote(parts.path)), server=parts.hostname, port=parts.port)
     details = volume.pool_details or {}
     if details.get("mountpoint"):
         return DiskSource("file", _join(details["mountpoint"], volume.path))

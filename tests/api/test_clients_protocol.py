@@ -20,9 +20,20 @@ from libcloud.common.types import InvalidCredsError, ProviderError
 from libcloud.compute.drivers.cloudstack import CloudStackNodeDriver
 
 from tests.api.test_native_signing import _go_query_escape, cmk_signature
-from tests.api.test_native_support import app  # noqa: F401
+from tests.api.test_native_support import module_fixtures
+from tests.helpers import LiveServer
 
 CS_CLI = Path(sys.executable).with_name("cs")
+
+cloud, app = module_fixtures()
+
+
+@pytest.fixture(scope="module")
+def live_server(app):
+    """One server for the module (conftest's is per test, and stopping one takes half a second)."""
+    server = LiveServer(app)
+    yield server
+    server.stop()
 
 
 def cs_client(admin, live_server, **options) -> CloudStack:

@@ -31,7 +31,8 @@ values = st.one_of(
     st.text(max_size=60),
     st.text(max_size=8).map(lambda text: text * 3000),  # huge
     st.just(""),
-    st.sampled_from(["0", "-1", "1" * 5000, "true", "2024-01-15T10:20:30+0000", "00000000-0000-0000-0000-000000000000"]),
+    st.sampled_from(["0", "-1", "1" * 5000, "true", "2024-01-15T10:20:30+0000",
+                     "00000000-0000-0000-0000-000000000000"]),
 )
 requests = st.fixed_dictionaries({
     "command": st.one_of(known_commands, st.text(max_size=40)),

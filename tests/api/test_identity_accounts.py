@@ -41,7 +41,8 @@ def test_create_account_makes_its_first_user_who_can_log_in(admin, app):
     assert admin("listAccounts", name="team-c")["account"] == [account]
     types = {e["type"] for e in admin("listEvents", listall=True)["event"]}
     assert {"ACCOUNT.CREATE", "USER.CREATE"} <= types
-    assert "USER.CREATE" in {e["type"] for e in admin("listEvents", account="team-c")["event"]}, "owned by the user's account"
+    owned = {e["type"] for e in admin("listEvents", account="team-c")["event"]}
+    assert "USER.CREATE" in owned, "the new user's account owns the event"
 
 
 def test_account_types_and_bad_input(admin):
@@ -76,11 +77,8 @@ def test_create_user_list_users_and_keys(admin, app):
     renewed = gus2("registerUserKeys", id=added["id"])["userkeys"]
     assert renewed != keys
     assert error(gus2, "listZones").status == 401, "the old keys stop working"
-    assert "REGISTER.USER.KEY" in {e["type"] for e in gus2_now(app, renewed)("listEvents")["event"]}
-
-
-def gus2_now(app, keys) -> ApiClient:
-    return ApiClient(app, keys["apikey"], keys["secretkey"])
+    gus2 = ApiClient(app, renewed["apikey"], renewed["secretkey"])
+    assert "REGISTER.USER.KEY" in {e["type"] for e in gus2("listEvents")["event"]}, "the user's account owns it"
 
 
 def test_users_see_only_their_own_account(admin, app):

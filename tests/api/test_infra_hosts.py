@@ -143,6 +143,8 @@ def test_maintenance_live_migrates_the_vms_then_cancel(admin, app, cloud):
     used = capacity_used(cloud)
     assert used[(CPU, source)] == 0 and used[(CPU, moved["hostid"])] == 500, "the reservation moved with the VM"
     assert "VM.MIGRATE" in {e["type"] for e in tenant("listEvents")["event"]}, "the owner hears of the move"
+    recorded = {(e["type"], e["state"]) for e in admin("listEvents")["event"]}
+    assert {("MAINT.PREPARE", "Scheduled"), ("MAINT.PREPARE", "Completed")} <= recorded
     assert error(admin, "prepareHostForMaintenance", id=source).status == 431
     assert error(admin, "updateHost", id=source, allocationstate="Enable").status == 431
     assert admin.wait(admin("cancelHostMaintenance", id=source))["host"]["resourcestate"] == "Enabled"
@@ -180,3 +182,11 @@ def _ref(key):
     from core.drivers import HostRef
 
     return HostRef(uuid="", name="", url="", details={"sim_key": key})
+
+
+def test_numbers_are_printed_as_cloudstack_prints_them():
+    from api.views.infrastructure import cs_decimal, cs_percent
+
+    assert [cs_decimal(v) for v in (0, 12.5, 3.125, 3.135, 16000.0, 2 / 3)] == [
+        "0", "12.5", "3.12", "3.14", "16000", "0.67"]
+    assert (cs_percent(1, 8), cs_percent(5, 0)) == ("12.5%", "0%")

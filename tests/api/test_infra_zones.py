@@ -4,7 +4,9 @@ things in use, and what users may (not) see or do."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from core.model import Account, Network, Zone, utcnow
 from tests.helpers import ApiClient, ApiError, make_account
 
 MISSING = "2b6f0f4a-0000-4000-8000-000000000000"
@@ -79,11 +81,24 @@ def test_zone_duplicate_name_missing_param_and_unknown_id(admin):
     assert error(admin, "deleteZone", id="not-a-uuid").status == 431
 
 
-def test_zone_with_a_pod_cannot_be_deleted(admin):
+def test_zone_in_use_cannot_be_deleted_and_its_guest_network_goes_with_it(admin, cloud):
     z = zone(admin)
-    pod(admin, z["id"])
+    p = pod(admin, z["id"])
     exc = error(admin, "deleteZone", id=z["id"])
     assert exc.status == 536 and "pods" in exc.body["errortext"]
+    admin("deletePod", id=p["id"])
+    with cloud.db.transaction() as session:
+        zone_row = session.scalar(sa.select(Zone).where(Zone.uuid == z["id"]))
+        admin_account = session.scalar(sa.select(Account).where(Account.name == "admin"))
+        for owner in (None, admin_account):
+            session.add(Network(name="n", zone_id=zone_row.id, cidr="10.1.0.0/24", account_id=owner and owner.id,
+                                guest_type="Isolated" if owner else "Shared"))
+    assert "networks" in error(admin, "deleteZone", id=z["id"]).body["errortext"]
+    with cloud.db.transaction() as session:
+        session.execute(sa.update(Network).where(Network.account_id.is_not(None)).values(removed=utcnow()))
+    assert admin("deleteZone", id=z["id"]) == {"success": True}
+    with cloud.db.transaction() as session:
+        assert session.scalar(sa.select(Network.id).where(Network.removed.is_(None))) is None
 
 
 def test_users_list_enabled_zones_without_dns_and_cannot_create(admin, user):

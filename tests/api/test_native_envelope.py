@@ -13,7 +13,9 @@ from api.native.envelope import JSON, UNWRAPPED, XML
 from core.commands import SUCCESS, api_command
 from core.errors import InvalidParameterError, UnsupportedError
 from core.jobs import JobHandle
-from tests.api.test_native_support import app, body_of  # noqa: F401
+from tests.api.test_native_support import module_fixtures
+
+cloud, app = module_fixtures()
 
 list_zones = api_command("listZones", response="zone", is_list=True)(lambda ctx, p: None)
 create_zone = api_command("createZone", response="zone")(lambda ctx, p: None)
@@ -103,8 +105,9 @@ def test_error_names():
 
 
 def test_values():
+    plus_two = dt.timezone(dt.timedelta(hours=2))
     value = {"created": dt.datetime(2024, 1, 15, 10, 20, 30), "aware": dt.datetime(2024, 1, 15, 12, 20, 30,
-                                                                                  tzinfo=dt.timezone(dt.timedelta(hours=2))),
+                                                                                  tzinfo=plus_two),
              "flag": False, "n": 1.5, "text": "日本語 🎉", "nothing": None,
              "nested": {"nic": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "tags": ["a", "b"], "details": {"k": "v"}}}
     body = as_json(envelope.result(create_zone, value, JSON))["createzoneresponse"]["zone"]

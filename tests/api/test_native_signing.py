@@ -19,7 +19,9 @@ from cs.client import CloudStack
 from libcloud.common.cloudstack import CloudStackConnection
 
 from api.native import signing
-from tests.api.test_native_support import app, body_of, get, make_user, set_state, signed  # noqa: F401
+from tests.api.test_native_support import body_of, get, make_user, module_fixtures, set_state, signed
+
+cloud, app = module_fixtures()
 
 TRICKY_VALUES = [
     "plain",

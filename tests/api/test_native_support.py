@@ -116,11 +116,41 @@ class CommandsPlugin:
         return [echo, list_things, succeed, root_only, admins_only, boom, in_use, bad_result, async_echo]
 
 
+def app_with_test_commands(cloud):
+    cloud.plugins.register(CommandsPlugin(), "api-tests")
+    return create_app(cloud)
+
+
 @pytest.fixture
 def app(cloud):
     """Overrides conftest's ``app``: the same app, with the test commands' plugin registered first."""
-    cloud.plugins.register(CommandsPlugin(), "api-tests")
-    return create_app(cloud)
+    return app_with_test_commands(cloud)
+
+
+def module_fixtures():
+    """``cloud`` and ``app`` fixtures shared by all tests of a module (import both into it).
+
+    For modules whose tests do not depend on each other's data: a cloud takes most
+    of a second to make, a request a few milliseconds. The cloud is made as
+    conftest's ``cloud`` makes it.
+    """
+
+    @pytest.fixture(scope="module")
+    def cloud(db_backend, tmp_path_factory):
+        from core.cloud import Cloud
+        from core.config import Settings
+
+        settings = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=db_backend.fresh())
+        shared = Cloud(settings, migrate=False)
+        shared.start()
+        yield shared
+        shared.close()
+
+    @pytest.fixture(scope="module")
+    def app(cloud):
+        return app_with_test_commands(cloud)
+
+    return cloud, app
 
 
 # -- users -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO, run, skip_loudly, which_all
+from .helpers import REPO, cached_template_path, run, skip_loudly, which_all
 
 
 def pytest_configure(config):
@@ -87,15 +87,20 @@ def workdir():
 
 @pytest.fixture(scope="session")
 def guest_template(workdir) -> Path:
-    """The test guest (scripts/build-test-template.sh), built into the session's workdir."""
-    out = workdir / "template" / "strato-test-guest.qcow2"
-    out.parent.mkdir()
-    out.parent.chmod(0o755)
-    done = subprocess.run(["bash", str(REPO / "scripts/build-test-template.sh"), str(out)], capture_output=True,
+    """The test guest (scripts/build-test-template.sh), copied into the session's workdir.
+
+    Built into the cache the script keeps its downloads in ($STRATO_CACHE_DIR, default
+    ~/.cache/strato), where a later session finds it (the script does nothing when its
+    inputs did not change); copied because QEMU cannot read a home directory.
+    """
+    built = cached_template_path()
+    done = subprocess.run(["bash", str(REPO / "scripts/build-test-template.sh"), str(built)], capture_output=True,
                           text=True, timeout=600)
     if done.returncode == 2:  # a tool or the package lists are missing
         skip_loudly(f"cannot build the test guest: {done.stderr.strip()}")
     assert done.returncode == 0, f"build-test-template.sh failed:\n{done.stderr}"
+    out = workdir / "strato-test-guest.qcow2"
+    shutil.copyfile(built, out)
     out.chmod(0o644)
     return out
 

@@ -20,6 +20,13 @@ GUEST_READY = "STRATO-GUEST-READY"
 GUEST_POWEROFF = "STRATO-GUEST-POWEROFF"
 
 
+def cached_template_path() -> Path:
+    """Where the tests build the test guest: in the cache the build script keeps its
+    downloads in ($STRATO_CACHE_DIR, default ~/.cache/strato)."""
+    cache = Path(os.environ.get("STRATO_CACHE_DIR") or Path.home() / ".cache" / "strato")
+    return cache / "templates" / "strato-test-guest.qcow2"
+
+
 def skip_loudly(reason: str):
     """Skip, and say so in the warnings summary too, so a missing piece is never missed."""
     warnings.warn(pytest.PytestWarning(f"hypervisor_kvm: {reason}"))

@@ -112,6 +112,13 @@ def test_nfs_pool_not_mounted_is_a_network_disk_for_qemus_nfs_client():
     assert config.disk_source(vol) == config.DiskSource("nfs", "/other/v.qcow2", server="10.0.0.9")
 
 
+def test_volume_path_given_as_an_nfs_url_is_a_network_disk():
+    # the nfs storage plugin reports volumes of pools it reaches with libnfs this way
+    vol = volume(None, "nfs://10.0.0.9/export/primary/v.qcow2", pool_url="nfs://10.0.0.9/export/primary",
+                 pool_details={"access": "libnfs", "server": "10.0.0.9", "export": "/export/primary"})
+    assert config.disk_source(vol) == config.DiskSource("nfs", "/export/primary/v.qcow2", server="10.0.0.9")
+
+
 @pytest.mark.parametrize("device_id, target", [(0, "vda"), (1, "vdb"), (25, "vdz"), (26, "vdaa"), (27, "vdab"),
                                                (51, "vdaz"), (52, "vdba")])
 def test_disk_targets_as_the_kernel_names_them(device_id, target):

@@ -22,6 +22,7 @@ from .helpers import (
     GUEST_READY,
     REPO,
     Bridge,
+    cached_template_path,
     console_lines,
     nic,
     qemu_img_create,
@@ -72,11 +73,13 @@ def bridge(workdir):
 
 
 def test_template_build_is_idempotent(guest_template):
-    before = guest_template.stat().st_mtime_ns
-    done = subprocess.run(["bash", str(REPO / "scripts/build-test-template.sh"), str(guest_template)],
+    built = cached_template_path()  # the guest_template fixture built it there
+    before = built.stat().st_mtime_ns
+    done = subprocess.run(["bash", str(REPO / "scripts/build-test-template.sh"), str(built)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert guest_template.stat().st_mtime_ns == before
+    assert built.stat().st_mtime_ns == before, "a re-run with the same inputs rebuilt the image"
+    assert guest_template.read_bytes() == built.read_bytes()
 
 
 def test_a_guests_whole_life_on_a_bridge(driver, host_ref, guest_template, pool, bridge, libvirt_module,
@@ -144,24 +147,28 @@ def test_a_guests_whole_life_on_a_bridge(driver, host_ref, guest_template, pool,
         driver.destroy_vm(host_ref, spec)
 
 
-def test_a_guest_boots_from_an_nfs_export_through_qemus_nfs_client(driver, host_ref, guest_template, nfs_export):
+def test_a_guest_boots_from_an_nfs_export_through_qemus_nfs_client(nfs_export, driver, host_ref, guest_template):
     url, export_dir = nfs_export.url, nfs_export.directory
     template = export_dir / "template.qcow2"
     template.write_bytes(guest_template.read_bytes())
-    # a relative backing file: QEMU resolves it next to the overlay, on the NFS server
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "template.qcow2", "-F", "qcow2",
-                    str(export_dir / "root.qcow2")], check=True, cwd=export_dir)
-    spec = vm_spec([volume(None, "root.qcow2", pool_url=url,
-                           pool_details={"access": "libnfs", "server": "127.0.0.1", "export": "/kvmtest"})],
+    # As the nfs storage plugin makes them: the backing file named by its nfs:// URL (QEMU 7.2's
+    # nfs driver resolves relative names against the overlay's file name), the volume's path
+    # the overlay's URL.
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", f"{url}/template.qcow2", "-F", "qcow2",
+                    str(export_dir / "root.qcow2")], check=True)
+    spec = vm_spec([volume(None, f"{url}/root.qcow2", pool_url=url,
+                           pool_details={"access": "libnfs", "server": "127.0.0.1", "export": "/kvmtest",
+                                         "url_prefix": url})],
                    memory_mb=128)
     try:
         try:
             details = driver.start_vm(host_ref, spec)
             wait_for_line(details["console_log"], GUEST_READY, timeout=BOOT_TIMEOUT)
-        except (StratoError, AssertionError):
+        except (StratoError, AssertionError) as exc:
             if not nfs_export.still_ours():
                 skip_loudly("another NFS server registered itself with rpcbind during the test, so QEMU "
-                            "reached that one; run tests/plugins/hypervisor_kvm on its own to test NFS disks")
+                            "reached that one; run tests/plugins/hypervisor_kvm on its own to test NFS disks "
+                            f"(the failure: {exc})")
             raise
         assert "STRATO-GUEST-NO-NIC" in console_lines(details["console_log"])
     finally:

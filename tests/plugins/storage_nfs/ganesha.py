@@ -12,7 +12,8 @@ One machine has one rpcbind, and NFSv3 clients (libnfs, QEMU) find the NFS
 server through it, so two servers at once would steal each other's
 registrations: ``start_server`` holds an exclusive lock until shutdown (a bound
 abstract Unix socket, ``LOCK_NAME``: no file to clean up, released if the process
-dies), and a second test session waits for it (up to ``LOCK_WAIT`` seconds).
+dies), and a second test session waits for it (up to ``LOCK_WAIT`` seconds). It
+also waits while any other NFS server (another suite's) is registered.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def _free_port(preferred: int | None = None) -> int:
 
 def _rpcbind_answers() -> bool:
     return subprocess.run(["rpcinfo", "-p", "127.0.0.1"], capture_output=True, timeout=10).returncode == 0
+
+
+def _nfs_registered() -> bool:
+    """True when some NFS server (program 100003) is registered with rpcbind."""
+    done = subprocess.run(["rpcinfo", "-p", "127.0.0.1"], capture_output=True, text=True, timeout=10)
+    return done.returncode == 0 and any(line.split()[:1] == ["100003"] for line in done.stdout.splitlines())
 
 
 def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
@@ -195,10 +202,13 @@ def start_server(base: Path) -> Ganesha:
         directory.mkdir(parents=True)
     exports = (_EXPORT.format(id=77, path=server.export_dir, pseudo=PSEUDO, access="RW")
                + _EXPORT.format(id=78, path=base / "export-ro", pseudo=f"{PSEUDO}-ro", access="RO"))
-    server.conf.write_text(_CONF.format(nfs_port=_free_port(2049), mnt_port=_free_port(),
-                                        recovery=base / "recovery") + exports)
     try:
         server._acquire()
+        deadline = time.monotonic() + LOCK_WAIT
+        while _nfs_registered():
+            if time.monotonic() > deadline:
+                raise GaneshaUnavailable(f"another NFS server stayed registered with rpcbind for {LOCK_WAIT} s")
+            time.sleep(1)
         if not _rpcbind_answers():
             # -f: stay in the foreground, so we own (and stop) the process
             with open(base / "rpcbind.log", "wb") as log:
@@ -210,6 +220,9 @@ def start_server(base: Path) -> Ganesha:
                     raise GaneshaUnavailable(
                         f"rpcbind did not start: {(base / 'rpcbind.log').read_text(errors='replace')}")
                 time.sleep(0.1)
+        # ports are chosen only now: a server this one waited for may have held them
+        server.conf.write_text(_CONF.format(nfs_port=_free_port(2049), mnt_port=_free_port(),
+                                            recovery=base / "recovery") + exports)
         server.start()
     except BaseException:
         server.shutdown()
