@@ -12,8 +12,9 @@ A handler gets a ``CommandContext`` and the validated parameters (a dict with
 lowercase names; absent optional parameters are absent). It returns:
 
 * a list command: ``(total_count, [object dicts])``;
-* a synchronous command: an object dict (wrapped under ``response``), or
-  ``SUCCESS`` for CloudStack's ``{"success": "true"}``;
+* a synchronous command: an object dict (wrapped under ``response``; with
+  ``response=""`` its fields sit directly under ``<command>response``, as
+  queryAsyncJobResult's do), or ``SUCCESS`` for CloudStack's ``{"success": true}``;
 * an async command: the ``core.jobs.JobHandle`` from ``ctx.start_job``.
 """
 
@@ -34,7 +35,7 @@ ALL_ROLES = frozenset({ADMIN, DOMAIN_ADMIN, USER})
 ADMINS = frozenset({ADMIN, DOMAIN_ADMIN})
 ROOT_ONLY = frozenset({ADMIN})
 
-SUCCESS = {"success": "true"}
+SUCCESS = {"success": True}
 
 _MAP_KEY = re.compile(r"^([a-z0-9_]+)\[(\d+)\]\.([a-z0-9_]+)$")
 
@@ -254,6 +255,8 @@ def fold_map_params(raw: dict[str, Any]) -> dict[str, Any]:
         lower = key.lower()
         match = _MAP_KEY.match(lower)
         if match:
+            if len(match.group(2)) > 6:
+                raise InvalidParameterError(f"the index of map parameter {match.group(1)} is too large: {key[:40]}")
             name, index, sub = match.group(1), int(match.group(2)), match.group(3)
             folded.setdefault(name, {}).setdefault(index, {})[sub] = value
         else:

@@ -43,9 +43,9 @@ class ConfigKey:
 
 CORE_KEYS = [
     ConfigKey("cpu.overprovisioning.factor", "Advanced", "1.0",
-              "CPU overprovisioning for clusters that set none of their own", "Float"),
+              "CPU overprovisioning a new cluster starts with (each cluster then keeps its own)", "Float"),
     ConfigKey("mem.overprovisioning.factor", "Advanced", "1.0",
-              "Memory overprovisioning for clusters that set none of their own", "Float"),
+              "Memory overprovisioning a new cluster starts with (each cluster then keeps its own)", "Float"),
     ConfigKey("storage.overprovisioning.factor", "Storage", "2.0",
               "Overprovisioning of thin-provisioned primary storage", "Float"),
     ConfigKey("cluster.cpu.allocated.capacity.disablethreshold", "Alert", "0.85",

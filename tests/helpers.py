@@ -18,13 +18,24 @@ PG_ADMIN_URL = os.environ.get("STRATO_TEST_PG", "postgresql+psycopg2://postgres@
 MARIADB_ADMIN_URL = os.environ.get("STRATO_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
+def prepare(db: Database) -> None:
+    """Migrate and bootstrap a template database once, so each test's copy skips both
+    (bootstrap hashes the admin password, which is slow on purpose)."""
+    from core.bootstrap import bootstrap
+
+    db.upgrade()
+    with db.transaction() as session:
+        bootstrap(session)
+    db.dispose()
+
+
 class SqliteBackend:
     """Migrates one file, then copies it for every test (much faster than migrating each time)."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.template = workdir / "template.db"
-        Database(f"sqlite:///{self.template}").upgrade()
+        prepare(Database(f"sqlite:///{self.template}"))
 
     def fresh(self) -> str:
         path = self.workdir / f"{uuid.uuid4().hex}.db"
@@ -45,10 +56,7 @@ class PostgresBackend:
         self.made: list[str] = []
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.template}"')
-        url = self._url(self.template)
-        db = Database(url)
-        db.upgrade()
-        db.dispose()
+        prepare(Database(self._url(self.template)))
 
     def _url(self, name: str) -> str:
         return str(sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
@@ -120,7 +128,8 @@ class LiveServer:
         self.server = make_server(host, 0, app, threaded=True)
         self.port = self.server.server_port
         self.url = f"http://{host}:{self.port}/client/api"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

@@ -186,9 +186,10 @@ def remove_host(cloud, session: Session, host: Host, *, forced: bool = False) ->
     """Remove ``host`` and its capacity rows.
 
     Without ``forced``, a host with VMs on it is refused (536). With ``forced``, a
-    host that still answers has its VMs powered off through the driver first (any
-    failure refuses the removal); an unreachable host's VMs are recorded Stopped, so
-    they can be started elsewhere. The driver forgets the host after the commit.
+    host that still answers has its VMs powered off through the driver first (a
+    failure refuses the removal; VMs already powered off by then are found off by
+    the power-state sync); an unreachable host's VMs are recorded Stopped, so they
+    can be started elsewhere. The driver forgets the host after the commit.
     """
     vms = vms_on_host(session, host)
     if vms and not forced:
@@ -222,7 +223,7 @@ def ping_hosts(cloud) -> dict[str, str]:
     A host that answers is ``Up`` (and ``last_pinged`` is now); one that does not is
     ``Alert`` on the first miss and ``Down`` on the next; a host whose hypervisor
     plugin is no longer enabled is ``Alert``. Pings happen outside any transaction;
-    each host's new status is written in one short transaction. Returns
+    the new statuses are then written in one short transaction. Returns
     {host uuid: new status} for the hosts whose status changed.
     """
     with cloud.db.transaction() as session:
@@ -349,6 +350,8 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
             spec.nics = [element.prepare_nic(network, nic, spec) for nic in spec.nics]
         driver.migrate_vm(source_ref, destination_ref, spec)
     except Exception as exc:
+        if not isinstance(exc, StratoError):  # a driver bug: keep its trace for the operator
+            log.exception("migrating VM %s failed", label)
         with cloud.db.transaction() as session:
             vm = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
             capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=destination_id)

@@ -176,7 +176,7 @@ def _hosts(session: Session, clusters: list[Cluster], request: DeploymentRequest
         .join(memory, (memory.host_id == Host.id) & (memory.capacity_type == CapacityType.MEMORY))
         .where(Host.cluster_id.in_([c.id for c in clusters]), Host.removed.is_(None), Host.host_type == "Routing",
                Host.status == HostStatus.UP, Host.resource_state == ResourceState.ENABLED,
-               Host.cpu_speed >= request.cpu_speed, Host.cpu_cores * Host.cpu_sockets >= request.cpu_count,
+               Host.cpu_speed >= request.cpu_speed, Host.cpu_cores >= request.cpu_count,  # cpu_cores: all cores
                cpu.used + request.cpu_mhz <= cpu.total * Cluster.cpu_overprovisioning,
                memory.used + request.memory_bytes <= memory.total * Cluster.memory_overprovisioning)
         .order_by(Host.id))

@@ -99,6 +99,9 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
             return
         offering = vm.service_offering
         root = _root_volume(vm)
+        if root.pool is not None and root.pool.status != "Up":
+            raise ResourceUnavailableError(
+                f"VM {vm.name} cannot start: its root volume is on pool {root.pool.name}, which is {root.pool.status}")
         required = None
         if required_host_uuid:
             required = session.scalar(select(Host).where(Host.uuid == required_host_uuid, Host.removed.is_(None)))

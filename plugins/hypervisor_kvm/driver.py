@@ -31,7 +31,7 @@ import threading
 from typing import Any, ClassVar
 
 from core.drivers import HostInfo, HostRef, HypervisorDriver, PowerState, VmSpec, VmStats, VolumeSpec
-from core.errors import ConfigurationError, InvalidParameterError, StratoError
+from core.errors import ConfigurationError, InternalError, InvalidParameterError, StratoError
 
 from . import config, host
 from .errors import libvirt, translate
@@ -163,7 +163,11 @@ class LibvirtDriver(HypervisorDriver):
             xml = config.domain_xml(vm, domain_type=self._domain_type(host_ref, conn),
                                     console_log=self._console_log(vm), nic_fallback=self.settings.nic_fallback)
             if host.is_local(self._uri(host_ref)):
-                os.makedirs(self.settings.console_log_dir, exist_ok=True)
+                try:
+                    os.makedirs(self.settings.console_log_dir, exist_ok=True)
+                except OSError as exc:
+                    raise InternalError(f"cannot make the console log directory "
+                                        f"{self.settings.console_log_dir}: {exc}") from exc
             guest = Guest.define(conn, xml)
             guest.create()
             return self._vm_details(host_ref, guest, vm)

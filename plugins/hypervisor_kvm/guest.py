@@ -166,6 +166,8 @@ class Guest:
             self._reboot()
             if reset.wait(timeout):
                 return "acpi"
+            # libvirt still expects the guest's power-off to mean "reboot" until the next
+            # shutdown/destroy through libvirt; Strato's stop goes through those, so it is unaffected
             log.info("%s did not reboot within %.0f s of an ACPI reboot; resetting it", self.name, timeout)
             try:
                 self.domain.reset(0)

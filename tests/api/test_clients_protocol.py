@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import types
 import urllib.parse
 from pathlib import Path
 
@@ -19,9 +21,9 @@ from cs import CloudStack, CloudStackApiException
 from libcloud.common.types import InvalidCredsError, ProviderError
 from libcloud.compute.drivers.cloudstack import CloudStackNodeDriver
 
+from api.server import build_server
 from tests.api.test_native_signing import _go_query_escape, cmk_signature
 from tests.api.test_native_support import module_fixtures
-from tests.helpers import LiveServer
 
 CS_CLI = Path(sys.executable).with_name("cs")
 
@@ -29,11 +31,15 @@ cloud, app = module_fixtures()
 
 
 @pytest.fixture(scope="module")
-def live_server(app):
-    """One server for the module (conftest's is per test, and stopping one takes half a second)."""
-    server = LiveServer(app)
-    yield server
-    server.stop()
+def live_server(app, cloud):
+    """One server for the module, made by ``api.server`` as ``strato`` serves (conftest's is per test)."""
+    server = build_server(cloud, "127.0.0.1", 0)  # ``app`` registered the test commands' plugin first
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield types.SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/client/api")
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
 def cs_client(admin, live_server, **options) -> CloudStack:

@@ -158,9 +158,7 @@ def test_a_body_too_big_to_read_is_431_not_a_crash(admin):
     assert body_of(response)[1]["errortext"].startswith("Unable to read the request parameters")
 
 
-@pytest.mark.xfail(strict=True, reason="core.commands.fold_map_params: int() of a map index over 4300 digits "
-                                       "raises ValueError, so the request is a 530 instead of a 431 "
-                                       "(requested in notes/api-requests.md)")
 def test_a_map_index_too_long_for_int_is_431(admin):
+    """Regression: int() of a 5000-digit index raised ValueError and answered 530."""
     response = admin.raw("testEcho", name="n", **{"details[" + "1" * 5000 + "].key": "v"})
     assert body_of(response)[1]["errorcode"] == 431
