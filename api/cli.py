@@ -65,6 +65,8 @@ def demo(obj, host, port, hypervisor, fresh, no_serve):
     if hypervisor == "kvm":
         settings.plugins["hypervisors"] = ["kvm"]
         settings.plugins["storage"] = ["nfs"]
+    if not no_serve:
+        _check_port(settings)  # a busy port is reported before the demo is built, not after
     cloud = _cloud(settings)
     cloud.start(periodic=not no_serve)
     from .inprocess import ApiError
@@ -101,9 +103,26 @@ def _print_demo(summary: dict, settings) -> None:
 def serve(obj, host, port):
     """Serve the API of an existing cloud (migrating its database first)."""
     settings = _settings(data_dir=obj["data_dir"], api_host=host, api_port=port)
+    _check_port(settings)
     cloud = _cloud(settings)
     cloud.start(periodic=True)
     _serve(cloud, settings)
+
+
+def _check_port(settings) -> None:
+    """Stop with a message that says what to change when the API address is taken."""
+    import socket
+
+    try:
+        probe = socket.create_server((settings.api_host, settings.api_port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {settings.api_host}:{settings.api_port} ({exc.strerror}); "
+                                   "choose another with --port") from None
+    probe.close()
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt  # SIGTERM stops the server the way Ctrl-C does: cleanly
 
 
 def _serve(cloud, settings) -> None:
@@ -111,6 +130,7 @@ def _serve(cloud, settings) -> None:
 
     console.print(f"Serving the CloudStack API on http://{settings.api_host}:{settings.api_port}/client/api "
                   "(Ctrl-C stops)")
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve_api(cloud, settings.api_host, settings.api_port)
     except KeyboardInterrupt:

@@ -202,8 +202,9 @@ class HypervisorDriver(Driver):
         VM's definition may stay on the host; its disks stay."""
 
     @abc.abstractmethod
-    def reboot_vm(self, host: HostRef, vm: VmSpec) -> None:
-        """Reboot a running VM. Raises if it is not running on ``host``."""
+    def reboot_vm(self, host: HostRef, vm: VmSpec) -> str | None:
+        """Reboot a running VM. Raises if it is not running on ``host``. May return a
+        short word saying how (``"acpi"``, ``"reset"``), for the event log."""
 
     @abc.abstractmethod
     def destroy_vm(self, host: HostRef, vm: VmSpec) -> None:
@@ -223,6 +224,23 @@ class HypervisorDriver(Driver):
         raise NotImplementedError
 
     def attach_volume(self, host: HostRef, vm: VmSpec, volume: VolumeSpec) -> None:
+        raise NotImplementedError
+
+    # VM snapshots (capability ``vm_snapshots``): every disk, and the memory of a running VM
+
+    def create_vm_snapshot(self, host: HostRef, vm: VmSpec, name: str, description: str = "") -> None:
+        """On failure no snapshot called ``name`` exists."""
+        raise NotImplementedError
+
+    def revert_vm_snapshot(self, host: HostRef, vm: VmSpec, name: str) -> None:
+        """Afterwards the VM runs if and only if it was running when the snapshot was taken."""
+        raise NotImplementedError
+
+    def delete_vm_snapshot(self, host: HostRef, vm: VmSpec, name: str) -> None:
+        """Idempotent."""
+        raise NotImplementedError
+
+    def list_vm_snapshots(self, host: HostRef, vm: VmSpec) -> list[str]:
         raise NotImplementedError
 
     def detach_volume(self, host: HostRef, vm: VmSpec, volume: VolumeSpec) -> None:
