@@ -8,6 +8,7 @@ SQLAlchemy URLs. The schema is made by Alembic only (``upgrade``), never by
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -90,13 +92,28 @@ def after_commit(session: Session, callback) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def on_rollback(session: Session, undo) -> None:
+    """Run ``undo()`` if ``session``'s transaction rolls back (never if it commits).
+
+    For compensating a driver call made before the rows that record it are
+    committed. ``undo`` should not raise; if it does, the error is logged and the
+    original failure still goes up.
+    """
+    session.info.setdefault("on_rollback", []).append(undo)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop("after_commit", [])
-    for callback in callbacks:
+    session.info.pop("on_rollback", None)
+    for callback in session.info.pop("after_commit", []):
         callback()
 
 
 @event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
+def _run_on_rollback(session: Session) -> None:
     session.info.pop("after_commit", None)
+    for undo in reversed(session.info.pop("on_rollback", [])):
+        try:
+            undo()
+        except Exception:  # compensation failed: the operator must know; the first error still goes up
+            log.exception("undoing a driver call after a rollback failed")

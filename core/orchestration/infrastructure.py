@@ -30,10 +30,10 @@ import logging
 import time
 from urllib.parse import urlparse
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..db import after_commit
+from ..db import after_commit, on_rollback
 from ..drivers import PoolRef, PrimaryStorageDriver
 from ..errors import (
     InsufficientCapacityError,
@@ -88,33 +88,6 @@ POOL_TYPES = {
 
 #: the provider name CloudStack clients send for "the default primary storage plugin"
 DEFAULT_PRIMARY = "defaultprimary"
-
-
-# -- undo on rollback -----------------------------------------------------------
-
-
-def on_rollback(session: Session, undo) -> None:
-    """Run ``undo()`` if ``session``'s transaction rolls back (never if it commits).
-
-    For compensating a driver call made before the rows that record it are
-    committed. ``undo`` must not raise; if it does, the error is logged and the
-    original failure still goes up.
-    """
-    session.info.setdefault("strato_on_rollback", []).append(undo)
-
-
-@event.listens_for(Session, "after_rollback")
-def _run_undo(session: Session) -> None:
-    for undo in reversed(session.info.pop("strato_on_rollback", [])):
-        try:
-            undo()
-        except Exception:  # compensation failed: the operator must know, the first error still goes up
-            log.exception("undoing a driver call after a rollback failed")
-
-
-@event.listens_for(Session, "after_commit")
-def _drop_undo(session: Session) -> None:
-    session.info.pop("strato_on_rollback", None)
 
 
 def _undo(what: str, fn, *args) -> None:
@@ -593,7 +566,7 @@ def remove_image_store(session: Session, store: ImageStore) -> None:
 
 
 __all__ = [
-    "PoolStatus", "on_rollback", "add_host", "remove_host", "vms_on_host", "ping_hosts",
+    "PoolStatus", "add_host", "remove_host", "vms_on_host", "ping_hosts",
     "begin_host_maintenance", "run_host_maintenance", "cancel_host_maintenance", "migrate_vm",
     "primary_provider", "add_storage_pool", "set_pool_capacity", "volumes_on_pool", "remove_storage_pool",
     "begin_pool_maintenance", "run_pool_maintenance", "cancel_pool_maintenance",
