@@ -310,7 +310,9 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
         driver = cloud.plugins.hypervisor(source.hypervisor)
         if not driver.capabilities.get("live_migration"):
             raise UnsupportedError(f"hypervisor {source.hypervisor} cannot live-migrate VM {label}; stop it first")
-        destination = _reserve_destination(session, vm, source)
+        destination = _reserve_destination(cloud, session, vm, source)
+        # recorded with the VM, so recovery can give the reservation back if this process dies
+        vm.details = {**(vm.details or {}), "migration_destination": destination.id}
         transition(session, vm, Event.MIGRATION_REQUESTED, cloud.plugins)
         spec, source_ref, destination_ref = vm_spec(session, vm), host_ref(source), host_ref(destination)
         networks = {nic.network_id: nic.network for nic in vm.nics}.values()
@@ -329,6 +331,7 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
             vm = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
             capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=destination_id)
             capacity.release(session, CapacityType.MEMORY, vm.reserved_memory, host_id=destination_id)
+            vm.details = {k: v for k, v in (vm.details or {}).items() if k != "migration_destination"}
             transition(session, vm, Event.OPERATION_FAILED, cloud.plugins)
         message = exc.message if isinstance(exc, StratoError) else f"{type(exc).__name__}: {exc}"
         raise ResourceUnavailableError(
@@ -337,6 +340,7 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
         vm = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
         capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=source_id)
         capacity.release(session, CapacityType.MEMORY, vm.reserved_memory, host_id=source_id)
+        vm.details = {k: v for k, v in (vm.details or {}).items() if k != "migration_destination"}
         transition(session, vm, Event.OPERATION_SUCCEEDED, cloud.plugins, host_id=destination_id,
                    last_host_id=source_id)
         record(session, "VM.MIGRATE", f"Migrated VM {vm.name} from host {source_name} to {destination_name}"
@@ -344,33 +348,19 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
     return destination_uuid
 
 
-def _reserve_destination(session: Session, vm: VirtualMachine, source: Host) -> Host:
-    """First host of the source's cluster that is Up, Enabled, carries the offering's
-    host tag, and has room for the VM's reservation (taken here); 533 otherwise."""
-    cluster = source.cluster
+def _reserve_destination(cloud, session: Session, vm: VirtualMachine, source: Host) -> Host:
+    """Another host that can run the VM, chosen and reserved by the deployment planner
+    (same hypervisor, reaching the VM's root pool, with room); 533 otherwise."""
+    from . import planner
+    from .vm import _thresholds
+
     offering = vm.service_offering
-    candidates = session.scalars(select(Host).where(
-        Host.cluster_id == source.cluster_id, Host.id != source.id, Host.removed.is_(None),
-        Host.host_type == "Routing", Host.status == HostStatus.UP,
-        Host.resource_state == ResourceState.ENABLED).order_by(Host.id)).all()
-    for host in candidates:
-        if offering.host_tag and offering.host_tag not in host.tag_list:
-            continue
-        if offering.cpu_speed > host.cpu_speed or offering.cpu_number > host.cpu_cores:
-            continue
-        _, cpu_total = capacity.used_and_total(session, CapacityType.CPU, host_id=host.id)
-        _, memory_total = capacity.used_and_total(session, CapacityType.MEMORY, host_id=host.id)
-        if not capacity.reserve(session, CapacityType.CPU, vm.reserved_cpu,
-                                cpu_total * cluster.cpu_overprovisioning, host_id=host.id):
-            continue
-        if not capacity.reserve(session, CapacityType.MEMORY, vm.reserved_memory,
-                                memory_total * cluster.memory_overprovisioning, host_id=host.id):
-            capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=host.id)
-            continue
-        return host
-    raise InsufficientCapacityError(
-        f"No other host of cluster {cluster.name} is Up, Enabled and has room for VM "
-        f"{vm.instance_name or vm.name} ({offering.cpu_number}x{offering.cpu_speed} MHz, {offering.memory} MiB)")
+    root = next(v for v in vm.volumes if v.volume_type == "ROOT" and v.removed is None)
+    request = planner.DeploymentRequest(
+        zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed, memory_mb=offering.memory,
+        root_size_bytes=root.size, hypervisor=source.hypervisor, host_tag=offering.host_tag,
+        avoid_hosts={source.id}, needs_pool=False, existing_pool_id=root.pool_id)
+    return planner.plan(session, request, _thresholds(cloud, session), cloud.plugins).host
 
 
 def _network_dict(network) -> dict:

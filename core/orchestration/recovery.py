@@ -64,6 +64,8 @@ def _settle(cloud, vm_uuid: str, state: str) -> str:
     if state == State.EXPUNGING.value:
         vm_ops.expunge_vm(cloud, vm_uuid)
         return "Expunged"
+    if state == State.MIGRATING.value:
+        return _settle_migration(cloud, vm_uuid, power)
     if power == PowerState.ON:
         with cloud.db.transaction() as session:
             vm = vm_ops._vm(session, vm_uuid)
@@ -75,6 +77,35 @@ def _settle(cloud, vm_uuid: str, state: str) -> str:
         vm_ops._undo_start(cloud, vm_uuid, first_deploy=False)
     else:
         vm_ops._stopped(cloud, vm_uuid, Event.FOLLOW_AGENT_POWER_OFF, description="Found powered off:")
+    return State.STOPPED.value
+
+
+def _settle_migration(cloud, vm_uuid: str, source_power: PowerState) -> str:
+    """A migration whose worker died: the VM runs where a host says it runs, and the
+    reservation on the other host is given back."""
+    from .refs import host_ref
+
+    with cloud.db.transaction() as session:
+        vm = vm_ops._vm(session, vm_uuid)
+        destination = session.get(Host, (vm.details or {}).get("migration_destination") or 0)
+    landed = False
+    if source_power != PowerState.ON and destination is not None:
+        report = cloud.plugins.hypervisor(destination.hypervisor).power_states(host_ref(destination))
+        landed = report.get(vm.instance_name) == PowerState.ON
+    with cloud.db.transaction() as session:
+        vm = vm_ops._vm(session, vm_uuid)
+        source_id = vm.host_id
+        keep, drop = (destination.id, source_id) if landed else (source_id, destination.id if destination else None)
+        if drop is not None:
+            capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=drop)
+            capacity.release(session, CapacityType.MEMORY, vm.reserved_memory, host_id=drop)
+        vm.details = {k: v for k, v in (vm.details or {}).items() if k != "migration_destination"}
+        if landed or source_power == PowerState.ON:
+            event = Event.AGENT_REPORT_MIGRATED if landed else Event.OPERATION_FAILED
+            transition(session, vm, event, cloud.plugins, host_id=keep, last_host_id=source_id)
+            vm.power_state = PowerState.ON.value
+            return vm.state
+    vm_ops._stopped(cloud, vm_uuid, Event.FOLLOW_AGENT_POWER_OFF, description="Found powered off:")
     return State.STOPPED.value
 
 

@@ -156,3 +156,32 @@ def _host(cloud):
 
     with cloud.db.transaction() as session:
         return host_ref(session.query(Host).one())
+
+
+def test_a_migration_interrupted_by_a_crash_gives_the_destination_back(cloud):
+    """Recovery of a VM left Migrating: it runs where the host says, the other reservation is released."""
+    from core.orchestration import infrastructure, recovery
+    from core.orchestration.vm_states import Event, transition
+    from tests.core.factories import simulated_zone
+    from tests.helpers import ApiClient
+
+    zone = simulated_zone(cloud, hosts=2)
+    from api.app import create_app
+
+    admin = ApiClient(create_app(cloud), *user_keys(cloud, "admin"))
+    vm = admin.wait(admin("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                          templateid=zone["template"]))["virtualmachine"]
+    from sqlalchemy import select
+
+    from core.model import VirtualMachine
+
+    # what migrate_vm's first transaction leaves when the process dies right after it
+    with cloud.db.transaction() as session:
+        row = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm["id"]))
+        destination = infrastructure._reserve_destination(cloud, session, row, row.host)
+        row.details = {**row.details, "migration_destination": destination.id}
+        transition(session, row, Event.MIGRATION_REQUESTED)
+    assert sum(v for (kind, _), v in capacity_used(cloud).items() if kind == MEMORY) == 2 * 512 * 1024**2
+    assert recovery.settle_transitional_vms(cloud) == {vm["id"]: "Running"}
+    used = {key: v for key, v in capacity_used(cloud).items() if key[0] == MEMORY}
+    assert sorted(used.values()) == [0, 512 * 1024**2], "only the source holds the VM again"
