@@ -360,7 +360,11 @@ def _reserve_destination(cloud, session: Session, vm: VirtualMachine, source: Ho
         zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed, memory_mb=offering.memory,
         root_size_bytes=root.size, hypervisor=source.hypervisor, host_tag=offering.host_tag,
         avoid_hosts={source.id}, needs_pool=False, existing_pool_id=root.pool_id)
-    return planner.plan(session, request, _thresholds(cloud, session), cloud.plugins).host
+    try:
+        return planner.plan(session, request, _thresholds(cloud, session), cloud.plugins).host
+    except InsufficientCapacityError as exc:
+        raise InsufficientCapacityError(
+            f"No other host can take VM {vm.instance_name or vm.name}: {exc.message}") from None
 
 
 def _network_dict(network) -> dict:
