@@ -10,6 +10,7 @@ from __future__ import annotations
 import flask
 
 from .commands import builtin_commands
+from .commands.template_transfer import EXTRACT_PATH, serve_extract
 from .native.dispatch import Dispatcher
 from .native.table import CommandTable
 
@@ -34,4 +35,8 @@ def create_app(cloud) -> flask.Flask:
 
     app.add_url_rule(API_PATH, "native_api", native_api, methods=ROUTED_METHODS, strict_slashes=False,
                      provide_automatic_options=False)
+
+    # extractTemplate's download links (the token is the credential; see template_transfer)
+    app.add_url_rule(f"{EXTRACT_PATH}/<token>/<path:name>", "extract",
+                     lambda token, name: serve_extract(cloud, token), methods=["GET"])
     return app

@@ -56,23 +56,25 @@ def demo(obj, host, port, hypervisor, fresh, no_serve):
     """Build a demo cloud with a running VM and serve its API."""
     from pathlib import Path
 
-    from .demo import build_demo, reset_data_dir
+    from .demo import build_demo, existing_demo, reset_data_dir
 
     data_dir = Path(obj["data_dir"] or Path.cwd() / "var" / "demo")
-    if fresh:
-        reset_data_dir(data_dir)
     settings = _settings(data_dir=data_dir, api_host=host, api_port=port)
     if hypervisor == "kvm":
         settings.plugins["hypervisors"] = ["kvm"]
         settings.plugins["storage"] = ["nfs"]
     if not no_serve:
-        _check_port(settings)  # a busy port is reported before the demo is built, not after
+        # before anything is reset: a second demo must not wipe the data of one still serving
+        _check_port(settings)
+    if fresh:
+        reset_data_dir(data_dir)
     cloud = _cloud(settings)
     cloud.start(periodic=not no_serve)
     from .inprocess import ApiError
 
     try:
-        summary = build_demo(cloud, hypervisor=hypervisor, console=console)
+        summary = (None if fresh else existing_demo(cloud)) or build_demo(cloud, hypervisor=hypervisor,
+                                                                          console=console)
     except (StratoError, ApiError, TimeoutError) as exc:
         cloud.close()
         raise click.ClickException(f"the demo could not be built: {getattr(exc, 'message', exc)}") from None
@@ -88,17 +90,32 @@ def _print_demo(summary: dict, settings) -> None:
     console.print(f"\n[bold green]Strato is up[/] with zone [bold]{summary['zone']}[/] and VM "
                   f"[bold]{summary['vm_name']}[/] ({summary['vm_state']}, {summary['vm_ip']}) "
                   f"owned by account [bold]{summary['account']}[/].\n")
-    console.print("Drive it with the cs client (pip install cs), as the tenant:")
+    cs = _cs_command()
+    console.print(f"Data: {settings.data_dir} ({settings.database_url}). "
+                  "Drive it with the cs client, as the tenant:")
     print(f"  CLOUDSTACK_ENDPOINT={url} CLOUDSTACK_KEY={summary['api_key']} "
-          f"CLOUDSTACK_SECRET={summary['secret_key']} cs listVirtualMachines", flush=True)
+          f"CLOUDSTACK_SECRET={summary['secret_key']} {cs} listVirtualMachines", flush=True)
     console.print("or as the root admin (admin / password):")
     print(f"  CLOUDSTACK_ENDPOINT={url} CLOUDSTACK_KEY={summary['admin_api_key']} "
-          f"CLOUDSTACK_SECRET={summary['admin_secret_key']} cs listHosts", flush=True)
+          f"CLOUDSTACK_SECRET={summary['admin_secret_key']} {cs} listHosts", flush=True)
+
+
+def _cs_command() -> str:
+    """The cs client beside this interpreter (make demo installs it into .venv), else plain ``cs``."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    beside = Path(sys.executable).with_name("cs")
+    if not beside.exists() or shutil.which("cs") == str(beside):
+        return "cs"
+    relative = os.path.relpath(beside)
+    return str(beside) if relative.startswith("..") else relative
 
 
 @main.command()
-@click.option("--host", default=None)
-@click.option("--port", default=None, type=int)
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1, or [server] host)")
+@click.option("--port", default=None, type=int, help="port to listen on (default 8080, or [server] port)")
 @click.pass_obj
 def serve(obj, host, port):
     """Serve the API of an existing cloud (migrating its database first)."""
@@ -106,6 +123,10 @@ def serve(obj, host, port):
     _check_port(settings)
     cloud = _cloud(settings)
     cloud.start(periodic=True)
+    console.print(f"Data: {settings.data_dir} ({settings.database_url})")
+    if not cloud.has_zones():
+        console.print("[yellow]This cloud has no zone yet[/]: create one through the API, or run "
+                      "`strato demo` (its data is in var/demo: `strato --data-dir var/demo serve`).")
     _serve(cloud, settings)
 
 
@@ -175,11 +196,14 @@ def plugins(obj):
     except ConfigurationError as exc:
         console.print(f"[red]{exc}[/]")
     table = Table("kind", "name", "enabled", "provides", "capabilities")
+    allowed = settings.plugin_allow_list
     for row in manager.describe():
         caps = ", ".join(f"{k}={v}" for k, v in row["capabilities"].items())
-        table.add_row(row["kind"], row["name"], "yes" if row["enabled"] else "no",
-                      row.get("hypervisor") or row["target"], caps)
-    Console().print(table)
+        enabled = "yes" if row["enabled"] else "no"
+        if row["enabled"] and allowed is not None and row["name"] not in allowed:
+            enabled = "blocked by STRATO_PLUGINS"
+        table.add_row(row["kind"], row["name"], enabled, row.get("hypervisor") or row["target"], caps)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @main.group()

@@ -19,6 +19,7 @@ from .drivers import (
     PoolRef,
     PowerState,
     PrimaryStorageDriver,
+    SnapshotBackup,
     TemplateRef,
     VmSpec,
     VmStats,

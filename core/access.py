@@ -2,18 +2,24 @@
 
 CloudStack's rules: a root admin reaches everything; a domain admin reaches
 what belongs to its domain and the domains below it; a user reaches what its
-own account owns. Plugins may add rules through the ``strato_check_access`` hook.
+own account owns, and what the projects its account is a member of own.
+Plugins may add rules through the ``strato_check_access`` hook.
+
+A project's resources belong to the project's own account (type 5), so the
+account rules cover them; list commands show them only with ``projectid``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from sqlalchemy import select
+import pluggy
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from .errors import PermissionDenied
-from .model import Account, AccountType, Domain, User
+from .errors import InvalidParameterError, PermissionDenied
+from .globalconfig import ConfigKey
+from .model import Account, AccountType, Domain, Project, ProjectAccount, ProjectRole, User
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +35,14 @@ class Caller:
     domain_uuid: str
     domain_name: str
     domain_path: str
+    #: the account's dynamic role (``core.roles``); None = the default role of its type
+    role_id: int | None = None
 
     @classmethod
     def of(cls, user: User) -> Caller:
         account, domain = user.account, user.account.domain
         return cls(user.id, user.uuid, user.username, account.id, account.uuid, account.name,
-                   account.account_type, domain.id, domain.uuid, domain.name, domain.path)
+                   account.account_type, domain.id, domain.uuid, domain.name, domain.path, account.role_id)
 
     @classmethod
     def load(cls, session: Session, user_id: int) -> Caller:
@@ -64,9 +72,70 @@ def can_reach(session: Session, caller: Caller, account_id: int | None, domain_i
         return True
     if account_id is None and domain_id is None:  # not owned: zone-wide resources, public offerings
         return True
-    if caller.is_domain_admin:
-        return domain_id in domain_ids_under(session, caller.domain_path)
-    return account_id == caller.account_id
+    if account_id is not None and account_id == caller.account_id:
+        return True
+    if caller.is_domain_admin and domain_id in domain_ids_under(session, caller.domain_path):
+        return True
+    return account_id is not None and project_role(session, caller.account_id, account_id) is not None
+
+
+def project_role(session: Session, member_account_id: int, project_account_id: int) -> str | None:
+    """The role (Admin or Regular) of ``member_account_id`` in the live project whose account is
+    ``project_account_id``; None when it is no member (or that account is no project's)."""
+    return session.scalar(
+        select(ProjectAccount.role).join(Project, Project.id == ProjectAccount.project_id)
+        .where(Project.project_account_id == project_account_id, Project.removed.is_(None),
+               ProjectAccount.account_id == member_account_id))
+
+
+def find_project(session: Session, caller: Caller, project_uuid: str, *, admin: bool = False,
+                 param: str = "projectid") -> Project:
+    """The live project ``project_uuid``: 431 when there is none, 531 unless the caller is a
+    member (with ``admin``: a project admin), a domain admin above its domain, or a root admin."""
+    project = session.scalar(select(Project).where(Project.uuid == project_uuid, Project.removed.is_(None)))
+    if project is None:
+        raise InvalidParameterError(f"Unable to find project by id {project_uuid} (parameter {param})")
+    if caller.is_root_admin:
+        return project
+    if caller.is_domain_admin and project.domain.path.startswith(caller.domain_path):
+        return project
+    role = project_role(session, caller.account_id, project.project_account_id)
+    if role is None or (admin and role != ProjectRole.ADMIN):
+        raise PermissionDenied(f"Account {caller.account_name} may not {'manage' if admin else 'access'} "
+                               f"project {project.name}")
+    return project
+
+
+def resource_owner(session: Session, caller: Caller, *, account_name: str | None = None,
+                   domain_uuid: str | None = None, project_uuid: str | None = None) -> Account:
+    """The account a new resource will belong to: the project's account with ``projectid``
+    (the caller must reach the project and it must be Active), the named account with
+    ``account`` + ``domainid`` (admins, for accounts they reach), else the caller's own.
+    431 for what does not exist or is incomplete, 531 for what the caller may not use."""
+    if project_uuid is not None:
+        if account_name is not None:
+            raise InvalidParameterError("account and projectid cannot be given together")
+        project = find_project(session, caller, project_uuid)
+        if project.state != "Active":
+            raise InvalidParameterError(f"project {project.name} is {project.state}; only an Active project "
+                                        f"can own new resources")
+        return project.project_account
+    if account_name is None:
+        return session.get(Account, caller.account_id)
+    if domain_uuid is None:
+        raise InvalidParameterError("account must be given with domainid")
+    domain = session.scalar(select(Domain).where(Domain.uuid == domain_uuid, Domain.removed.is_(None)))
+    if domain is None:
+        raise InvalidParameterError(f"Unable to find domain with id {domain_uuid} (parameter domainid)")
+    account = session.scalar(select(Account).where(
+        Account.name == account_name, Account.domain_id == domain.id, Account.removed.is_(None),
+        Account.account_type != AccountType.PROJECT))
+    if account is None:
+        raise InvalidParameterError(f"Unable to find account {account_name} in domain {domain.name}")
+    if account.id != caller.account_id and not (
+            (caller.is_root_admin or caller.is_domain_admin) and can_reach(session, caller, account.id, account.domain_id)):
+        raise PermissionDenied(f"Account {caller.account_name} may not act for account {account.name}")
+    return account
 
 
 def check_owner(session: Session, caller: Caller, resource, plugins=None, command: str = "") -> None:
@@ -86,31 +155,42 @@ def _describe(resource) -> str:
 
 
 def owner_filter(session: Session, caller: Caller, model, params: dict):
-    """The WHERE clause a list command applies: CloudStack's listall/account/domainid/isrecursive rules.
+    """The WHERE clause a list command applies: CloudStack's listall/account/domainid/isrecursive/
+    projectid rules.
 
     Without ``listall`` (and without ``account``/``domainid``) every caller sees only its own
-    account's resources, as CloudStack does.
+    account's resources, as CloudStack does. ``projectid`` lists that project's resources
+    (the caller must reach the project); without it no project's resources are listed.
     """
     account_col, domain_col = model.account_id, model.domain_id
+    if params.get("projectid"):
+        if params.get("account"):
+            raise InvalidParameterError("account and projectid cannot be given together")
+        return account_col == find_project(session, caller, params["projectid"]).project_account_id
+    outside_projects = or_(account_col.is_(None), account_col.not_in(
+        select(Account.id).where(Account.account_type == AccountType.PROJECT).scalar_subquery()))
     domain_uuid, account_name = params.get("domainid"), params.get("account")
     if domain_uuid or account_name:
         domain = _domain_for(session, caller, domain_uuid)
         if account_name:
             account = session.scalar(select(Account).where(
-                Account.name == account_name, Account.domain_id == domain.id, Account.removed.is_(None)))
+                Account.name == account_name, Account.domain_id == domain.id, Account.removed.is_(None),
+                Account.account_type != AccountType.PROJECT))
             if account is None or not can_reach(session, caller, account.id, account.domain_id):
                 raise PermissionDenied(f"Account {caller.account_name} may not list resources of account "
                                        f"{account_name} in domain {domain.name}")
             return account_col == account.id
+        if not (caller.is_root_admin or caller.is_domain_admin):
+            return account_col == caller.account_id  # a user's domainid names its own domain
         if params.get("isrecursive"):
-            return domain_col.in_(domain_ids_under(session, domain.path))
-        return domain_col == domain.id
+            return domain_col.in_(domain_ids_under(session, domain.path)) & outside_projects
+        return (domain_col == domain.id) & outside_projects
     if not params.get("listall"):
         return account_col == caller.account_id
     if caller.is_root_admin:
-        return True
+        return outside_projects
     if caller.is_domain_admin:
-        return domain_col.in_(domain_ids_under(session, caller.domain_path))
+        return domain_col.in_(domain_ids_under(session, caller.domain_path)) & outside_projects
     return account_col == caller.account_id
 
 
@@ -128,4 +208,24 @@ def _domain_for(session: Session, caller: Caller, domain_uuid: str | None) -> Do
     return domain
 
 
-__all__ = ["Caller", "can_reach", "check_owner", "owner_filter", "domain_ids_under"]
+#: the settings of the access rules the API enforces (registered as a built-in plugin)
+SECURITY_KEYS = [
+    ConfigKey("api.throttling.enabled", "Advanced", "false",
+              "Limit the API requests of each account (root admins excepted) to api.throttling.max per "
+              "api.throttling.interval seconds; more are answered 429", "Boolean"),
+    ConfigKey("api.throttling.interval", "Advanced", "1", "The window, in seconds, API requests are counted in",
+              "Integer"),
+    ConfigKey("api.throttling.max", "Advanced", "25", "The API requests an account may make in one window", "Integer"),
+    ConfigKey("incorrect.login.attempts.allowed", "Advanced", "5",
+              "Failed logins in a row after which the user is disabled (the default admin is never disabled)",
+              "Integer"),
+]
+
+
+@pluggy.HookimplMarker("strato")
+def strato_configuration_keys():
+    return SECURITY_KEYS
+
+
+__all__ = ["Caller", "can_reach", "check_owner", "owner_filter", "domain_ids_under", "find_project",
+           "project_role", "resource_owner"]

@@ -49,6 +49,9 @@ def bootstrap(session: Session) -> None:
             User(username="admin", password_hash=hash_password("password"), account_id=admin.id,
                  domain_id=root.id, firstname="Admin", lastname="User", is_default=True),
         ])
+    from . import roles
+
+    roles.seed(session)  # the four default roles; accounts without a role get their type's
     if session.scalar(select(OsCategory.id).limit(1)) is None:
         for category_name, descriptions in OS_TYPES.items():
             category = OsCategory(name=category_name)
@@ -60,3 +63,6 @@ def bootstrap(session: Session) -> None:
                         for n, t, c, s, m in SERVICE_OFFERINGS)
         session.add_all(DiskOffering(name=n, display_text=t, disk_size=size, customized=custom)
                         for n, t, size, custom in DISK_OFFERINGS)
+    from .orchestration.networking import seed_network_offerings
+
+    seed_network_offerings(session)  # CloudStack's default network offerings

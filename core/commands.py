@@ -334,7 +334,7 @@ class CommandContext:
 
         keyword = self.params.get("keyword")
         if keyword and name_column is not None:
-            query = query.where(name_column.ilike(f"%{_escape_like(keyword)}%", escape="\\"))
+            query = query.where(name_column.ilike(f"%{escape_like(keyword)}%", escape="\\"))
         total = self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
         limit = self.cloud.config.get(self.session, "default.page.size")
         size = min(self.params.get("pagesize") or limit, limit)
@@ -369,5 +369,6 @@ class CommandContext:
                              plugins=self.cloud.plugins, **kw)
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
+    """``text`` for a LIKE pattern, its wildcards taken literally (escape character: backslash)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

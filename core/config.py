@@ -69,6 +69,26 @@ def _find_file(data_dir: Path) -> Path | None:
     return None
 
 
+#: the keys strato.toml may hold, per section ("" is the top level); [plugin.<name>] is free-form
+KNOWN_KEYS = {"": {"data_dir", "database", "jobs", "server", "plugins", "plugin"}, "database": {"url"},
+              "jobs": {"broker", "worker_threads"}, "server": {"host", "port", "session_timeout_minutes"},
+              "plugins": set(PLUGIN_KINDS)}
+
+
+def _warn_unknown(path: Path | None, raw: dict) -> None:
+    """A misspelt key would silently change nothing: name it."""
+    import logging
+
+    for section, known in KNOWN_KEYS.items():
+        table = raw if section == "" else raw.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{path}: [{section}] must be a table")
+        for key in set(table) - known:
+            where = f"[{section}] " if section else ""
+            logging.getLogger(__name__).warning("%s: unknown setting %s%s (known: %s)", path, where, key,
+                                                ", ".join(sorted(known)))
+
+
 def load(overrides: dict[str, Any] | None = None) -> Settings:
     """Read the settings. ``overrides`` (from the CLI or tests) win over everything."""
     env = os.environ
@@ -79,6 +99,7 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: {exc}") from exc
 
+    _warn_unknown(path, raw)
     server = raw.get("server", {})
     plugins = dict(DEFAULT_PLUGINS)
     for kind in PLUGIN_KINDS:

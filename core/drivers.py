@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, Callable, ClassVar
 
 
 class PowerState(str, enum.Enum):
@@ -140,6 +140,16 @@ class TemplateRef:
     #: the image store holding it (``install_path`` is relative to it)
     store_url: str | None = None
     store_details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SnapshotBackup:
+    """A volume snapshot's copy on an image store, as the primary storage driver made it."""
+
+    #: where the backup sits, relative to the store (the core hands it back as it is)
+    path: str
+    physical_size_bytes: int = 0
+    virtual_size_bytes: int = 0
 
 
 class Driver(abc.ABC):
@@ -276,10 +286,42 @@ class PrimaryStorageDriver(Driver):
         may have made for ``volume.uuid``: paths must therefore derive from the uuid."""
 
     def resize_volume(self, pool: PoolRef, volume: VolumeSpec, new_size_bytes: int) -> None:
+        """Grow the volume to ``new_size_bytes``. Shrinking raises ``InvalidParameterError``
+        and changes nothing; on failure the volume keeps its old size."""
         raise NotImplementedError
 
     def disconnect_pool(self, pool: PoolRef) -> None:
         """The pool is being removed from Strato."""
+
+    # -- snapshots, copies and templates (optional: the defaults raise NotImplementedError,
+    #    which the core reports as 432 for this pool) ------------------------------------
+
+    def backup_volume(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef, snapshot_uuid: str, *,
+                      account: int | str = 0, running: bool = False) -> SnapshotBackup:
+        """Copy the volume's current content, standalone (no backing file), onto the image
+        store ``store`` as the backup of snapshot ``snapshot_uuid``. ``running``: a VM has
+        the volume open; the copy is then crash-consistent. The volume is not changed. On
+        failure no partial backup remains."""
+        raise NotImplementedError
+
+    def restore_snapshot(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef, backup_path: str) -> str:
+        """Make the volume's file a copy of the backup ``backup_path`` on ``store`` (a new
+        file, or replacing the file of a volume no running VM has open) and return its path
+        in the pool. On failure the volume is as it was and no partial file remains."""
+        raise NotImplementedError
+
+    def copy_volume(self, source: PoolRef, volume: VolumeSpec, destination: PoolRef) -> str:
+        """Copy a volume no running VM has open onto pool ``destination`` (standalone, named
+        from its uuid as ``create_volume`` names it) and return its path there. The source is
+        not changed (the core deletes it afterwards); on failure nothing of the copy remains."""
+        raise NotImplementedError
+
+    def template_from_volume(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef,
+                             template: TemplateRef) -> TemplateRef:
+        """Write a standalone image of a volume no running VM has open onto the image store
+        ``store`` as ``template``; return it with ``install_path`` (relative to the store)
+        and ``size_bytes`` (its virtual size). On failure no partial file remains."""
+        raise NotImplementedError
 
 
 class ImageStoreDriver(Driver):
@@ -300,6 +342,30 @@ class ImageStoreDriver(Driver):
     @abc.abstractmethod
     def delete_template(self, store: PoolRef, template: TemplateRef) -> None:
         """Remove the template's files. Idempotent."""
+
+    # -- optional (the defaults raise NotImplementedError, reported as 432) -------------
+
+    def delete_snapshot_backup(self, store: PoolRef, backup_path: str) -> None:
+        """Remove a snapshot backup (the path ``backup_volume`` reported). Idempotent."""
+        raise NotImplementedError
+
+    def template_from_snapshot(self, store: PoolRef, backup_path: str, template: TemplateRef) -> TemplateRef:
+        """Make ``template`` on ``store`` from the snapshot backup ``backup_path`` on the same
+        store; return it with ``install_path`` and ``size_bytes`` (virtual size) set. On
+        failure no partial file remains."""
+        raise NotImplementedError
+
+    def copy_template(self, store: PoolRef, template: TemplateRef, progress: Callable[[int], object]) -> TemplateRef:
+        """Copy ``template`` from the image store its ``store_url``/``store_details`` name
+        (with ``install_path`` there) into ``store``, calling ``progress(percent)``; return it
+        with ``install_path`` (relative to ``store``) and ``size_bytes`` set. On failure no
+        partial file remains."""
+        raise NotImplementedError
+
+    def open_template(self, store: PoolRef, template: TemplateRef) -> tuple[int, BinaryIO]:
+        """The template's file on ``store`` (``install_path``), for a download: its size in
+        bytes and a binary file opened for reading, which the caller closes."""
+        raise NotImplementedError
 
 
 class NetworkElement(Driver):

@@ -60,6 +60,11 @@ CORE_KEYS = [
     ConfigKey("job.expire.minutes", "Advanced", "1440", "Minutes a finished async job is kept", "Integer"),
     ConfigKey("ping.interval", "Advanced", "60", "Seconds between host pings", "Integer"),
     ConfigKey("vm.destroy.forcestop", "Advanced", "false", "Force-stop a VM when destroying it", "Boolean"),
+    ConfigKey("allow.user.expunge.recover.vm", "Advanced", "false",
+              "Users may expunge (destroy with expunge=true, expungeVirtualMachine) and recover their VMs", "Boolean"),
+    ConfigKey("allow.user.view.destroyed.vm", "Advanced", "false",
+              "Users see their Destroyed VMs in listVirtualMachines", "Boolean"),
+    ConfigKey("vmsnapshot.max", "Advanced", "10", "Maximum VM snapshots a VM may have", "Integer"),
 ]
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages listed in scripts/apt/*.txt that are not installed yet.
 # Each plugin keeps its own list; "#" starts a comment. Needs root (or sudo) and apt.
+# Usage: install-system.sh [LIST ...]   (list names without .txt; default: every list)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-wanted=$(grep -hv '^\s*#' "$here"/apt/*.txt | tr -s ' \n' '\n' | sort -u | sed '/^$/d')
+if [ $# -gt 0 ]; then lists=$(printf "$here/apt/%s.txt " "$@"); else lists=$(ls "$here"/apt/*.txt); fi
+# shellcheck disable=SC2086
+wanted=$(grep -hv '^\s*#' $lists | tr -s ' \n' '\n' | sort -u | sed '/^$/d')
 missing=()
 for pkg in $wanted; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

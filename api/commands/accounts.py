@@ -1,19 +1,25 @@
-"""Accounts: createAccount (the account and its first user), listAccounts.
+"""Accounts: createAccount (the account and its first user), listAccounts, updateAccount,
+disableAccount, enableAccount, lockAccount, deleteAccount.
 
 Also the access rules the identity commands share: a root admin reaches every
 domain and account; a domain admin reaches its domain, the domains below it and
 their accounts, but never a root admin's account; a user reaches its own account.
+Nobody disables, locks or deletes its own account or the default ones (system, admin).
+A project's account (type 5) is never listed or changed here: projects have their commands.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from api.views.identity import ACCOUNT_FIELDS, account_view
 from core.access import can_reach, domain_ids_under
-from core.commands import ADMINS, ALL_ROLES, P, api_command
-from core.errors import PermissionDenied, UnsupportedError
-from core.model import Account, AccountType, Domain, User
+from core.commands import ADMINS, ALL_ROLES, SUCCESS, P, api_command
+from core.errors import InvalidParameterError, PermissionDenied
+from core.jobs import job_handler
+from core.model import Account, AccountType, Domain, LoginSession, Role, RoleType, User, VirtualMachine
+from core.orchestration import identity
+from core.orchestration import vm as vm_ops
 from core.passwords import hash_password
 
 from .zones import invalid
@@ -68,26 +74,33 @@ def account_filter(ctx, p: dict, account_column, domain_column):
     return domain_column.in_(domain_ids_under(ctx.session, caller.domain_path))
 
 
-def account_type(ctx, p: dict) -> int:
-    """The account type from ``accounttype`` or ``roletype`` (they must agree when both are given)."""
+def account_type(ctx, p: dict) -> tuple[int, Role]:
+    """The account type and role from ``roleid``, ``accounttype`` or ``roletype`` (431 when they
+    disagree); without ``roleid`` the role is the default one of the type. Only a root admin
+    gives roles of type Admin."""
+    from core import roles
+
+    by_type = by_role = role = None
     if "roleid" in p:
-        raise UnsupportedError("Strato has no roles yet: give accounttype (0 user, 1 root admin, "
-                               "2 domain admin) or roletype (User, Admin, DomainAdmin) instead of roleid")
-    by_type = by_role = None
+        role = ctx.get(Role, p["roleid"], "roleid", check_owner=False)
+        if role.role_type == RoleType.ADMIN and not ctx.caller.is_root_admin:
+            raise PermissionDenied("Only a root admin may give a role of type Admin")
+        by_role = RoleType.ACCOUNT_TYPES[role.role_type]
     if "accounttype" in p:
         if p["accounttype"] not in AccountType.ROLE_TYPES:
             raise invalid(ctx, "accounttype", f"{p['accounttype']} is not 0 (user), 1 (root admin) or 2 (domain admin)")
         by_type = p["accounttype"]
-    if "roletype" in p:
+    if "roletype" in p and role is None:
         spelled = {name.lower(): number for name, number in ROLE_TYPES.items()}
         by_role = spelled.get(p["roletype"].strip().lower())
         if by_role is None:
             raise invalid(ctx, "roletype", f"'{p['roletype']}' is not one of {', '.join(ROLE_TYPES)}")
     if by_type is None and by_role is None:
-        raise invalid(ctx, "accounttype", "give accounttype or roletype")
+        raise invalid(ctx, "accounttype", "give roleid, accounttype or roletype")
     if by_type is not None and by_role is not None and by_type != by_role:
-        raise invalid(ctx, "roletype", "roletype and accounttype disagree")
-    return by_type if by_type is not None else by_role
+        raise invalid(ctx, "roleid" if role is not None else "roletype", "it disagrees with accounttype")
+    kind = by_type if by_type is not None else by_role
+    return kind, role or roles.role_for_account_type(ctx.session, kind)
 
 
 def new_user(ctx, account: Account, p: dict) -> User:
@@ -127,9 +140,9 @@ USER_PARAMS = {
 
 @api_command("createAccount", response="account", roles=ADMINS, response_fields=ACCOUNT_FIELDS, params={
     **USER_PARAMS,
-    "accounttype": P.integer("0 user, 1 root admin, 2 domain admin (or give roletype)"),
-    "roletype": P.string("User, Admin or DomainAdmin (or give accounttype)"),
-    "roleid": P.uuid("not supported yet: Strato has no roles; give accounttype or roletype"),
+    "accounttype": P.integer("0 user, 1 root admin, 2 domain admin (or give roleid or roletype)"),
+    "roletype": P.string("User, Admin or DomainAdmin (or give roleid or accounttype)"),
+    "roleid": P.uuid("the role of the account (listRoles); its type gives the account type"),
     "account": P.string("the account's name (default: the username)"),
     "domainid": P.uuid("the account's domain (default: the caller's)"),
     "networkdomain": P.string("the network domain of the account's networks"),
@@ -137,7 +150,7 @@ USER_PARAMS = {
 })
 def create_account(ctx, p):
     """Creates an account and its first user."""
-    kind = account_type(ctx, p)
+    kind, role = account_type(ctx, p)
     domain = domain_param(ctx, p)
     if kind == AccountType.ROOT_ADMIN and not ctx.caller.is_root_admin:
         raise PermissionDenied("Only a root admin may create root admin accounts")
@@ -149,7 +162,8 @@ def create_account(ctx, p):
         raise invalid(ctx, "account", f"The account {name} already exists in domain {domain.name}")
     if "accountid" in p and ctx.session.scalar(select(Account.id).where(Account.uuid == p["accountid"])):
         raise invalid(ctx, "accountid", f"An account with id {p['accountid']} already exists")
-    account = Account(name=name, account_type=kind, domain_id=domain.id, network_domain=p.get("networkdomain"))
+    account = Account(name=name, account_type=kind, domain_id=domain.id, network_domain=p.get("networkdomain"),
+                      role_id=role.id)
     if "accountid" in p:
         account.uuid = p["accountid"]
     ctx.session.add(account)
@@ -169,7 +183,8 @@ def create_account(ctx, p):
              })
 def list_accounts(ctx, p):
     """Lists accounts: a user sees its own; admins the accounts they reach."""
-    query = select(Account).where(Account.removed.is_(None), account_filter(ctx, p, Account.id, Account.domain_id))
+    query = select(Account).where(Account.removed.is_(None), Account.account_type != AccountType.PROJECT,
+                                  account_filter(ctx, p, Account.id, Account.domain_id))
     if "id" in p:
         query = query.where(Account.uuid == p["id"])
     if "name" in p:
@@ -180,3 +195,153 @@ def list_accounts(ctx, p):
         query = query.where(Account.state == p["state"].strip().lower())
     total, accounts = ctx.page(query, name_column=Account.name, order_by=Account.id)
     return total, [account_view(ctx.session, account) for account in accounts]
+
+
+# -- changing and removing accounts -------------------------------------------------------------
+
+ACCOUNT_ID_PARAMS = {
+    "id": P.uuid("the ID of the account"),
+    "account": P.string("the name of the account (with domainid)"),
+    "domainid": P.uuid("the domain of the account named by account"),
+}
+
+
+def account_param(ctx, p: dict) -> Account:
+    """The account named by ``id`` or by ``account`` + ``domainid``, checked with ``check_account``."""
+    if "id" in p:
+        account = ctx.get(Account, p["id"], "id", check_owner=False)
+    elif "account" in p:
+        domain = domain_param(ctx, p)
+        account = ctx.session.scalar(select(Account).where(
+            Account.name == p["account"].strip(), Account.domain_id == domain.id, Account.removed.is_(None)))
+        if account is None:
+            raise invalid(ctx, "account", f"domain {domain.name} has no account named {p['account']}")
+    else:
+        raise InvalidParameterError(f"Unable to execute API command {ctx.command.lower_name} due to missing "
+                                    f"parameter id (or account with domainid)")
+    if account.account_type == AccountType.PROJECT:
+        raise invalid(ctx, "id", "the account of a project is changed through the project commands")
+    return check_account(ctx, account)
+
+
+def is_default_account(session, account: Account) -> bool:
+    """The system and admin accounts a fresh installation starts with (their users are the default ones)."""
+    return session.scalar(select(User.id).where(User.account_id == account.id, User.is_default.is_(True))
+                          .limit(1)) is not None
+
+
+def _changeable(ctx, account: Account, what: str) -> Account:
+    if account.id == ctx.caller.account_id:
+        raise PermissionDenied(f"An account may not {what} itself")
+    if is_default_account(ctx.session, account):
+        raise PermissionDenied(f"The default account {account.name} may not be {what}d")
+    return account
+
+
+def end_sessions(session, account: Account) -> None:
+    users = select(User.id).where(User.account_id == account.id)
+    session.execute(delete(LoginSession).where(LoginSession.user_id.in_(users)))
+
+
+@api_command("updateAccount", response="account", roles=ADMINS, response_fields=ACCOUNT_FIELDS, params={
+    **ACCOUNT_ID_PARAMS,
+    "newname": P.string("the new name of the account"),
+    "networkdomain": P.string("the network domain of the account's networks"),
+    "roleid": P.uuid("the new role of the account (of the same type)"),
+})
+def update_account(ctx, p):
+    """Renames an account, or changes its network domain or its role."""
+    account = account_param(ctx, p)
+    if "newname" in p:
+        name = p["newname"].strip()
+        if not name:
+            raise invalid(ctx, "newname", "must not be empty")
+        if name != account.name and ctx.session.scalar(select(Account.id).where(
+                Account.name == name, Account.domain_id == account.domain_id, Account.removed.is_(None))):
+            raise invalid(ctx, "newname", f"The account {name} already exists in the domain")
+        account.name = name
+    if "networkdomain" in p:
+        account.network_domain = p["networkdomain"] or None
+    if "roleid" in p:
+        role = ctx.get(Role, p["roleid"], "roleid", check_owner=False)
+        if RoleType.ACCOUNT_TYPES[role.role_type] != account.account_type:
+            raise invalid(ctx, "roleid", f"role {role.name} is of type {role.role_type}, which is not the account's")
+        if role.role_type == RoleType.ADMIN and not ctx.caller.is_root_admin:
+            raise PermissionDenied("Only a root admin may give a role of type Admin")
+        account.role_id = role.id
+    ctx.event("ACCOUNT.UPDATE", f"Updated account {account.name}", account)
+    ctx.session.flush()
+    return account_view(ctx.session, account)
+
+
+@api_command("disableAccount", response="account", is_async=True, roles=ADMINS, response_fields=ACCOUNT_FIELDS,
+             params={**ACCOUNT_ID_PARAMS,
+                     "lock": P.boolean("true: lock (users cannot sign in, VMs keep running); false: disable "
+                                       "(users cannot sign in and the account's VMs are stopped)", required=True)})
+def disable_account(ctx, p):
+    """Locks or disables an account; its users' sessions end at once."""
+    account = _changeable(ctx, account_param(ctx, p), "disable")
+    account.state = "locked" if p["lock"] else "disabled"
+    end_sessions(ctx.session, account)
+    ctx.event("ACCOUNT.DISABLE", f"{'Locked' if p['lock'] else 'Disabled'} account {account.name}", account)
+    return ctx.start_job("account.disable", {"account": account.uuid, "stop_vms": not p["lock"]}, instance=account,
+                         instance_type="Account")
+
+
+@job_handler("account.disable")
+def disable_job(ctx):
+    if ctx.params["stop_vms"]:
+        with ctx.transaction() as session:
+            account = session.scalar(select(Account).where(Account.uuid == ctx.params["account"]))
+            running = list(session.scalars(select(VirtualMachine.uuid).where(
+                VirtualMachine.account_id == account.id, VirtualMachine.removed.is_(None),
+                VirtualMachine.state.in_(("Running", "Starting")))))
+        for vm_uuid in running:
+            vm_ops.stop(ctx.cloud, vm_uuid, forced=True)
+    with ctx.transaction() as session:
+        account = session.scalar(select(Account).where(Account.uuid == ctx.params["account"]))
+        return {"account": account_view(session, account)}
+
+
+@api_command("enableAccount", response="account", roles=ADMINS, response_fields=ACCOUNT_FIELDS,
+             params=ACCOUNT_ID_PARAMS)
+def enable_account(ctx, p):
+    """Enables a disabled or locked account."""
+    account = account_param(ctx, p)
+    account.state = "enabled"
+    ctx.event("ACCOUNT.ENABLE", f"Enabled account {account.name}", account)
+    ctx.session.flush()
+    return account_view(ctx.session, account)
+
+
+@api_command("lockAccount", response="account", roles=ADMINS, response_fields=ACCOUNT_FIELDS, params={
+    "account": P.string("the name of the account", required=True),
+    "domainid": P.uuid("the domain of the account", required=True),
+})
+def lock_account(ctx, p):
+    """Locks an account: its users cannot sign in or call the API; its VMs keep running."""
+    account = _changeable(ctx, account_param(ctx, p), "lock")
+    account.state = "locked"
+    end_sessions(ctx.session, account)
+    ctx.event("ACCOUNT.DISABLE", f"Locked account {account.name}", account)
+    ctx.session.flush()
+    return account_view(ctx.session, account)
+
+
+@api_command("deleteAccount", response="success", is_async=True, roles=ADMINS,
+             description="Deletes an account and everything it owns (its VMs are destroyed and expunged, its "
+                         "templates deleted, ...), through the normal jobs.",
+             params={"id": P.uuid("the ID of the account", required=True)})
+def delete_account(ctx, p):
+    account = _changeable(ctx, account_param(ctx, p), "delete")
+    account.state = "disabled"  # nobody uses it while its resources go
+    end_sessions(ctx.session, account)
+    return ctx.start_job("account.delete", {"account": account.uuid}, instance=account, instance_type="Account")
+
+
+@job_handler("account.delete")
+def delete_job(ctx):
+    identity.delete_account(ctx.cloud, ctx.params["account"])
+    return SUCCESS
+
+

@@ -32,7 +32,7 @@ API_FIELDS = {
 def list_apis(ctx, p):
     """The commands the caller's role may call; ``name`` picks one (ignoring case), ``keyword``
     filters by name, ``page``/``pagesize`` page the list."""
-    commands = ctx.commands.available_to(ctx.caller)
+    commands = ctx.commands.available_to(ctx.caller, ctx.session)
     if p.get("name"):
         commands = [c for c in commands if c.lower_name == p["name"].lower()]
     if p.get("keyword"):
@@ -66,7 +66,7 @@ def describe(command: ApiCommand) -> dict:
 
 #: Switches for features Strato does not have (or has always off), as CloudStack names them.
 FIXED_CAPABILITIES = {
-    "dynamicrolesenabled": False,
+    "dynamicrolesenabled": True,
     "userpublictemplateenabled": True,
     "supportELB": "false",
     "projectinviterequired": False,
@@ -74,11 +74,7 @@ FIXED_CAPABILITIES = {
     "customdiskofferingminsize": 1,
     "customdiskofferingmaxsize": 1024,
     "regionsecondaryenabled": False,
-    "apilimitinterval": 1,
-    "apilimitmax": 25,
     "kvmsnapshotenabled": False,
-    "allowuserviewdestroyedvm": False,
-    "allowuserexpungerecovervm": False,
     "allowuserexpungerecovervolume": True,
     "allowuserviewalldomainaccounts": False,
     "kubernetesserviceenabled": False,
@@ -111,5 +107,8 @@ def list_capabilities(ctx, p):
     """CloudStack's CapabilitiesResponse: the version, and security groups on when any zone has them."""
     security_groups = ctx.session.scalar(
         select(Zone.id).where(Zone.security_groups_enabled.is_(True), Zone.removed.is_(None)).limit(1)) is not None
+    setting = ctx.cloud.config.get
     return {"cloudstackversion": CLOUDSTACK_VERSION, "securitygroupsenabled": security_groups,
-            **FIXED_CAPABILITIES}
+            **FIXED_CAPABILITIES,
+            "allowuserviewdestroyedvm": setting(ctx.session, "allow.user.view.destroyed.vm"),
+            "allowuserexpungerecovervm": setting(ctx.session, "allow.user.expunge.recover.vm")}

@@ -1,4 +1,4 @@
-"""Events: listEvents, listEventTypes.
+"""Events: listEvents, listEventTypes, archiveEvents, deleteEvents.
 
 Who sees which events follows CloudStack's owner rules (``listall``, ``account``,
 ``domainid``, ``isrecursive``): without them every caller, root admin included,
@@ -7,10 +7,10 @@ sees its own account's events.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select, update
 
 from api.views.operations import EVENT_FIELDS, EVENT_TYPE_FIELDS, event_view
-from core.commands import ALL_ROLES, P, api_command
+from core.commands import ALL_ROLES, SUCCESS, P, api_command
 from core.model import Event
 
 from .zones import choice, invalid
@@ -32,6 +32,11 @@ EVENT_TYPES = (
     "DISK.OFFERING.CREATE", "DISK.OFFERING.EDIT", "DISK.OFFERING.DELETE",
     "CONFIGURATION.VALUE.EDIT",
     "ACCOUNT.CREATE", "USER.CREATE", "USER.LOGIN", "USER.LOGOUT", "DOMAIN.CREATE", "REGISTER.USER.KEY",
+    "ACCOUNT.UPDATE", "ACCOUNT.DISABLE", "ACCOUNT.ENABLE", "ACCOUNT.DELETE", "USER.UPDATE", "USER.DISABLE",
+    "USER.ENABLE", "USER.LOCK", "USER.DELETE", "DOMAIN.UPDATE", "DOMAIN.DELETE", "ROLE.CREATE", "ROLE.UPDATE",
+    "ROLE.DELETE", "ROLE.PERMISSION.CREATE", "ROLE.PERMISSION.UPDATE", "ROLE.PERMISSION.DELETE", "PROJECT.CREATE",
+    "PROJECT.UPDATE", "PROJECT.DELETE", "PROJECT.ACCOUNT.ADD", "PROJECT.ACCOUNT.REMOVE", "RESOURCE.LIMIT.UPDATE",
+    "CREATE_TAGS", "DELETE_TAGS",
     # Strato's own
     "CLUSTER.CREATE", "CLUSTER.UPDATE", "CLUSTER.DELETE", "HOST.ADD", "HOST.UPDATE", "HOST.DELETE",
     "STORAGE.POOL.CREATE", "STORAGE.POOL.DELETE", "IMAGE.STORE.ADD", "IMAGE.STORE.DELETE", "VM.UNMANAGED",
@@ -86,3 +91,56 @@ def list_event_types(ctx, p):
     recorded = set(ctx.session.scalars(select(Event.event_type).distinct()))
     names = list(EVENT_TYPES) + sorted(recorded - set(EVENT_TYPES))
     return len(names), [{"name": name} for name in names]
+
+
+_SELECT_EVENTS = {
+    "ids": P.list("the IDs of the events", item=P.uuid()),
+    "type": P.string("the event type"),
+    "startdate": P.date("events from this date and time on (yyyy-MM-dd or yyyy-MM-dd HH:mm:ss, UTC)"),
+    "enddate": P.date("events up to this date and time (a bare date: the whole day)"),
+}
+
+
+def _chosen_events(ctx, p):
+    """The events an archive/delete request names, among those of the caller's reach
+    (``listall`` rules, as listEvents with listall=true); 431 when it names nothing."""
+    if not any(name in p for name in _SELECT_EVENTS):
+        raise invalid(ctx, "ids", "give ids, type, startdate or enddate")
+    where = [Event.removed.is_(None), ctx.owner_filter(Event, by_id=True)]
+    if "ids" in p:
+        chosen = set(p["ids"])
+        reachable = set(ctx.session.scalars(select(Event.uuid).where(Event.uuid.in_(chosen), *where)))
+        if reachable != chosen:
+            from core.errors import PermissionDenied
+
+            raise PermissionDenied(f"Account {ctx.caller.account_name} may not change events "
+                                   f"{', '.join(sorted(chosen - reachable))}")
+        where.append(Event.uuid.in_(chosen))
+    if "type" in p:
+        where.append(Event.event_type == p["type"].strip().upper())
+    if "startdate" in p:
+        where.append(Event.created >= p["startdate"])
+    if "enddate" in p:
+        end = p["enddate"]
+        if (end.hour, end.minute, end.second) == (0, 0, 0):
+            end = end.replace(hour=23, minute=59, second=59)
+        where.append(Event.created <= end)
+    return where
+
+
+@api_command("archiveEvents", response="success", roles=ALL_ROLES, params=_SELECT_EVENTS)
+def archive_events(ctx, p):
+    """Archives events: listEvents shows them only with archived=true."""
+    ids = list(ctx.session.scalars(select(Event.id).where(*_chosen_events(ctx, p))))
+    if ids:
+        ctx.session.execute(update(Event).where(Event.id.in_(ids)).values(archived=True))
+    return SUCCESS
+
+
+@api_command("deleteEvents", response="success", roles=ALL_ROLES, params=_SELECT_EVENTS)
+def delete_events(ctx, p):
+    """Deletes events for good."""
+    ids = list(ctx.session.scalars(select(Event.id).where(*_chosen_events(ctx, p))))
+    if ids:
+        ctx.session.execute(delete(Event).where(Event.id.in_(ids)))
+    return SUCCESS

@@ -40,7 +40,7 @@ def login(ctx, p):
         raise MethodNotAllowed("Please use HTTP POST to authenticate using this API")
     timeout = ctx.cloud.settings.session_timeout_minutes
     domain = sessions.find_domain(ctx.session, p.get("domainid"), p.get("domain"))
-    user = sessions.check_password(ctx.session, p["username"], p["password"], domain)
+    user = sessions.check_password(ctx.session, p["username"], p["password"], domain, ctx.cloud.config)
     row = sessions.open_session(ctx.session, user, timeout)
     # A login replaces the session the client came with, as a new servlet session does.
     sessions.end_session(ctx.session, ctx.login_session)

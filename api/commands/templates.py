@@ -10,9 +10,11 @@ from core.commands import ALL_ROLES, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, PermissionDenied
 from core.jobs import job_handler
 from core.model import OsType, Template, VirtualMachine, Zone
+from core.orchestration import limits
 from core.orchestration import templates as template_ops
 from core.plugins import PluginManager
 
+from .tags import tag_filter
 from .vms import _owner
 
 FORMATS = ("QCOW2", "RAW", "VHD", "VHDX", "OVA", "VMDK", "ISO", "TAR")
@@ -41,6 +43,7 @@ FILTERS = ("featured", "self", "selfexecutable", "sharedexecutable", "executable
                  "checksum": P.string("the checksum: {md5}..., {sha256}... or a bare MD5"),
                  "account": P.string("the account owning the template (with domainid)"),
                  "domainid": P.uuid("the domain of that account"),
+                 "projectid": P.uuid("the project owning the template"),
              })
 def register_template(ctx, p):
     fmt = p["format"].upper()
@@ -67,6 +70,8 @@ def register_template(ctx, p):
     os_type = (ctx.get(OsType, p["ostypeid"], "ostypeid", check_owner=False) if "ostypeid" in p else
                ctx.session.scalar(select(OsType).where(OsType.description == "Other (64-bit)")))
     owner = _owner(ctx, p)
+    limits.reserve(ctx.session, owner, limits.ResourceType.TEMPLATE, 1)  # 532 past the owner's limit
+    limits.check_room(ctx.session, owner, limits.ResourceType.SECONDARY_STORAGE)
     template = Template(
         name=p["name"], display_text=p.get("displaytext") or p["name"], format=fmt, hypervisor=hypervisor,
         url=p["url"], checksum=p.get("checksum"), os_type_id=os_type.id, account_id=owner.id,
@@ -105,6 +110,7 @@ def _hypervisor_name(plugins: PluginManager, name: str) -> str:
                  "id": P.uuid("the template ID"), "ids": P.list("the template IDs", item=P.uuid()),
                  "name": P.string("the template name"), "zoneid": P.uuid("list templates in this zone"),
                  "hypervisor": P.string("the hypervisor"),
+                 "tags": P.map("list templates with these tags: tags[0].key=k&tags[0].value=v"),
              })
 def list_templates(ctx, p):
     kind = p["templatefilter"].lower()
@@ -134,6 +140,8 @@ def list_templates(ctx, p):
         query = query.where(Template.name == p["name"])
     if "hypervisor" in p:
         query = query.where(Template.hypervisor == p["hypervisor"])
+    if "tags" in p:
+        query = query.where(tag_filter(Template, "Template", p["tags"]))
     zone_id = ctx.get(Zone, p["zoneid"], "zoneid", check_owner=False).id if "zoneid" in p else None
     # one row per template and zone: page over templates, then expand (CloudStack counts rows)
     rows = [row for t in ctx.session.scalars(

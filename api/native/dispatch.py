@@ -4,10 +4,12 @@ In order, as CloudStack's ApiServlet and ApiServer:
 
 1. the method: GET or POST (HEAD as GET); anything else is 405;
 2. ``login`` and ``logout`` run without authentication (``sessions.AUTHENTICATORS``);
-3. any other request is authenticated (``auth``): 401 when it cannot be;
-4. the command must exist and the caller's role must be among its ``roles``;
-   otherwise 432 ``errorresponse``, CloudStack's answer for a command that does not
-   exist or is not available to the account (no difference is shown between the two);
+3. any other request is authenticated (``auth``): 401 when it cannot be; then the
+   account's API rate (``throttle``, CloudStack's api.throttling.*): 429 beyond it;
+4. the command must exist and the caller's role must allow it (``core.roles``: the
+   role's rules, else the command's ``roles``); otherwise 432 ``errorresponse``,
+   CloudStack's answer for a command that does not exist or is not available to the
+   account (no difference is shown between the two);
 5. no parameter value may hold an ASCII control character (431, as CloudStack);
 6. ``command.validate`` types the parameters (431 naming the parameter);
 7. the handler runs, and its envelope is built, inside one ``cloud.db.transaction()``:
@@ -25,12 +27,13 @@ from typing import Any
 
 import flask
 
+from core import roles
 from core.access import Caller
 from core.commands import ApiCommand, CommandContext
 from core.errors import InternalError, InvalidParameterError, MethodNotAllowed, StratoError, UnsupportedError
 from core.model import LoginSession
 
-from . import auth, envelope, sessions
+from . import auth, envelope, sessions, throttle
 from .request import ApiRequest
 from .table import CommandTable
 
@@ -64,6 +67,7 @@ class Dispatcher:
     def __init__(self, cloud, commands: CommandTable):
         self.cloud = cloud
         self.commands = commands
+        self.throttle = throttle.Throttle()
 
     def __call__(self, http_request: flask.Request) -> flask.Response:
         started = time.monotonic()
@@ -91,10 +95,13 @@ class Dispatcher:
             return self._run(request, command, None, self._login_session_of(request))
         with self.cloud.db.transaction() as session:
             identity = auth.authenticate(session, request, self.cloud.settings.session_timeout_minutes)
+            rate = throttle.settings(session, self.cloud.config)
+            allowed = command is not None and roles.may_call(session, identity.caller, command)
         caller = identity.caller
+        self.throttle.check(caller, rate)
         if not request.command:
             raise UnsupportedError("Invalid request, no command sent")
-        if command is None or caller.role_type not in command.roles:
+        if not allowed:
             raise UnsupportedError(f"The API [{request.command}] does not exist or is not available "
                                    f"for the account {caller.account_name}.")
         bad = request.control_character_param()

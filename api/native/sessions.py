@@ -8,6 +8,10 @@ any page that asks (CloudStack's reason for the key, bug 5483). When the
 ``sessionkey`` or ``JSESSIONID`` cookie comes too, it must belong to the same session.
 
 A session lives ``Settings.session_timeout_minutes`` after its last use.
+
+Failed logins are counted per user; after ``incorrect.login.attempts.allowed`` in a
+row the user is disabled (CloudStack's lock-out), except the default users (admin,
+system), whose failures are only logged. A good login resets the count.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hmac
 import logging
 import secrets
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from core.access import Caller
@@ -91,19 +95,47 @@ def normalise_path(path: str | None) -> str:
     return "/" + "".join(f"{part}/" for part in parts)
 
 
-def check_password(session: Session, username: str, password: str, domain: Domain) -> User:
+def check_password(session: Session, username: str, password: str, domain: Domain, config=None) -> User:
     """The enabled user with these credentials in ``domain``; 531 otherwise (CloudStack's ACCOUNT_ERROR).
 
     The message is the same whatever was wrong, so it does not tell which users exist.
+    A wrong password of an enabled user counts as a failed attempt even though the
+    command's transaction rolls back (it is written once the rollback is done);
+    ``config`` (the cloud's ``GlobalConfig``) gives the number allowed.
     """
     user = session.scalar(select(User).where(User.username == username, User.domain_id == domain.id,
                                              User.removed.is_(None)))
     valid = verify_password(password, user.password_hash if user is not None else _dummy_hash())
     if user is None or not valid or not is_enabled(user):
         log.info("login of %r in domain %s refused", username, domain.path)
+        if user is not None and not valid and is_enabled(user) and config is not None:
+            _count_failure_after_rollback(session, user.id, config.get(session, "incorrect.login.attempts.allowed"),
+                                          exempt=user.is_default)
         raise PermissionDenied(f"Failed to authenticate user {username} in domain {domain.uuid}; "
                                f"please provide valid credentials")
+    if user.login_attempts:
+        user.login_attempts = 0
     return user
+
+
+def _count_failure_after_rollback(session: Session, user_id: int, allowed: int, *, exempt: bool) -> None:
+    """Once ``session``'s transaction has rolled back, add one failed attempt to the user in a
+    transaction of its own, disabling the user when that reaches ``allowed`` (unless ``exempt``)."""
+    engine = session.get_bind()
+
+    def count(_session, *_args) -> None:
+        with Session(engine) as own, own.begin():
+            own.execute(update(User).where(User.id == user_id).values(login_attempts=User.login_attempts + 1))
+            attempts, username = own.execute(select(User.login_attempts, User.username)
+                                             .where(User.id == user_id)).one()
+            if attempts >= allowed > 0 and not exempt:
+                own.execute(update(User).where(User.id == user_id, User.state == "enabled").values(state="disabled"))
+                log.warning("user %s has been disabled after %d failed login attempts; an admin can enable it "
+                            "with enableUser", username, attempts)
+            elif attempts >= allowed > 0:
+                log.warning("%d failed login attempts in a row for the default user %s", attempts, username)
+
+    event.listen(session, "after_rollback", count, once=True)
 
 
 def open_session(session: Session, user: User, timeout_minutes: int) -> LoginSession:

@@ -44,9 +44,15 @@ class CommandTable:
     def find(self, name: str | None) -> ApiCommand | None:
         return self._commands.get(name.lower()) if name else None
 
-    def available_to(self, caller: Caller) -> list[ApiCommand]:
-        """The commands ``caller``'s role may call, by name."""
-        return [command for command in self if caller.role_type in command.roles]
+    def available_to(self, caller: Caller, session=None) -> list[ApiCommand]:
+        """The commands ``caller``'s role may call, by name: its dynamic role's rules
+        (``core.roles``) with ``session``, else the commands' declared ``roles``."""
+        if session is None:
+            return [command for command in self if caller.role_type in command.roles]
+        from core import roles
+
+        checker = roles.checker_for(session, caller)
+        return [command for command in self if checker.allows(command)]
 
     def __iter__(self) -> Iterator[ApiCommand]:
         return iter(sorted(self._commands.values(), key=lambda command: command.name))

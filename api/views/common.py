@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.model import Account, Domain
+from core.model import Account, AccountType, Domain, Project
 
 
 def cs_date(value: dt.datetime | None) -> str | None:
@@ -36,7 +37,11 @@ def _owner_fields(session: Session, account_id: int | None, domain_id: int | Non
     fields: dict = {}
     if account_id is not None:
         account = session.get(Account, account_id)
-        fields.update(account=account.name, accountid=account.uuid)
+        if account.account_type == AccountType.PROJECT:  # CloudStack shows the project instead
+            project = session.scalar(select(Project).where(Project.project_account_id == account.id))
+            fields.update(project=project.name, projectid=project.uuid)
+        else:
+            fields.update(account=account.name, accountid=account.uuid)
     if domain_id is not None:
         domain = session.get(Domain, domain_id)
         fields.update(domain=domain.name, domainid=domain.uuid, domainpath=_domain_path(domain))
@@ -49,6 +54,7 @@ def _domain_path(domain: Domain) -> str:
 
 OWNER_FIELDS = {
     "account": "the account owning the resource",
+    "project": "the project owning the resource", "projectid": "the id of the project owning the resource",
     "accountid": "the id of the account owning the resource",
     "domain": "the domain of the owning account",
     "domainid": "the id of the domain of the owning account",

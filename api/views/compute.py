@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from core.model import DownloadState, ImageStore, TemplateStoreRef, VirtualMachine, Volume, Zone
 
 from .common import OWNER_FIELDS, compact, cs_date, owner_fields
+from .identity import tag_list
 
 GiB = 1024**3
 
@@ -54,7 +55,7 @@ def vm_view(session: Session, vm: VirtualMachine, *, admin: bool) -> dict:
         "passwordenabled": template.password_enabled, "isdynamicallyscalable": template.is_dynamically_scalable,
         "rootdeviceid": root.device_id if root else None, "rootdevicetype": "ROOT" if root else None,
         "nic": [nic_view(nic) for nic in vm.nics],
-        "tags": [], "securitygroup": [], "affinitygroup": [],
+        "tags": tag_list(session, "UserVm", vm.id), "securitygroup": [], "affinitygroup": [],
         **owner_fields(session, vm.account_id, vm.domain_id),
     }
     if vm.state == "Running" and vm.details.get("console"):
@@ -158,6 +159,6 @@ def template_view(session: Session, template, zone, ref) -> dict:
         "checksum": template.checksum, "url": template.url, "requireshvm": template.requires_hvm,
         "downloaddetails": [{"downloadPercent": str(ref.download_percent), "downloadState": ref.download_state,
                              "datastore": ref.store.name}] if ref else [],
-        "tags": [],
+        "tags": tag_list(session, "Template", template.id),
         **owner_fields(session, template.account_id, template.domain_id),
     })

@@ -1,21 +1,23 @@
-"""Domains, accounts, users and their login sessions."""
+"""Domains, accounts, users, their login sessions, roles, projects and resource limits."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, Resource
+from .base import Base, Resource, utcnow
 
 
 class AccountType:
-    """CloudStack's ``accounttype`` numbers."""
+    """CloudStack's ``accounttype`` numbers. ``PROJECT`` accounts own a project's
+    resources; nobody signs in as one."""
 
     USER = 0
     ROOT_ADMIN = 1
     DOMAIN_ADMIN = 2
+    PROJECT = 5
 
     ROLE_TYPES = {USER: "User", ROOT_ADMIN: "Admin", DOMAIN_ADMIN: "DomainAdmin"}
 
@@ -45,13 +47,15 @@ class Account(Resource, Base):
     network_domain: Mapped[str | None] = mapped_column(String(255))
     #: 0 while the account exists, its id once removed, so names can be reused
     removed_marker: Mapped[int] = mapped_column(Integer, default=0)
+    #: the dynamic role (``core.roles``); None = the default role of ``account_type``
+    role_id: Mapped[int | None] = mapped_column(ForeignKey("role.id"))
 
     domain: Mapped[Domain] = relationship()
     users: Mapped[list[User]] = relationship(back_populates="account")
 
     @property
     def role_type(self) -> str:
-        return AccountType.ROLE_TYPES[self.account_type]
+        return AccountType.ROLE_TYPES.get(self.account_type, "User")
 
     @property
     def is_root_admin(self) -> bool:
@@ -76,6 +80,8 @@ class User(Resource, Base):
     secret_key: Mapped[str | None] = mapped_column(String(128))
     is_default: Mapped[bool] = mapped_column(default=False)
     removed_marker: Mapped[int] = mapped_column(Integer, default=0)
+    #: failed logins in a row (CloudStack's login_attempts); reset by a good login or enableUser
+    login_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     account: Mapped[Account] = relationship(back_populates="users")
 
@@ -92,3 +98,113 @@ class LoginSession(Base):
     expires: Mapped[dt.datetime]
 
     user: Mapped[User] = relationship()
+
+
+class RoleType:
+    """CloudStack's RoleType names, and the account type an account of that role gets."""
+
+    ADMIN, RESOURCE_ADMIN, DOMAIN_ADMIN, USER = "Admin", "ResourceAdmin", "DomainAdmin", "User"
+    ALL = (ADMIN, RESOURCE_ADMIN, DOMAIN_ADMIN, USER)
+    ACCOUNT_TYPES = {ADMIN: AccountType.ROOT_ADMIN, RESOURCE_ADMIN: AccountType.DOMAIN_ADMIN,
+                     DOMAIN_ADMIN: AccountType.DOMAIN_ADMIN, USER: AccountType.USER}
+
+
+class Role(Resource, Base):
+    """A dynamic role: a role type plus ordered allow/deny rules (``RolePermission``)."""
+
+    __tablename__ = "role"
+    __table_args__ = (UniqueConstraint("name", "removed_marker"),)
+
+    name: Mapped[str] = mapped_column(String(255))
+    role_type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    #: the four roles every installation has; they cannot be deleted
+    is_default: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(32), default="enabled")
+    removed_marker: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RolePermission(Resource, Base):
+    """One rule of a role: an API name or wildcard (``list*``), allow or deny, at ``sort_order``."""
+
+    __tablename__ = "role_permission"
+    __table_args__ = (UniqueConstraint("role_id", "rule"),)
+
+    role_id: Mapped[int] = mapped_column(ForeignKey("role.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    permission: Mapped[str] = mapped_column(String(16))  # allow | deny
+    description: Mapped[str | None] = mapped_column(Text)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Project(Resource, Base):
+    """A project: its resources belong to ``project_account`` (type 5), so every ownership
+    rule that works for accounts works for projects; its members are ``ProjectAccount`` rows."""
+
+    __tablename__ = "project"
+    __table_args__ = (UniqueConstraint("domain_id", "name", "removed_marker"),)
+
+    name: Mapped[str] = mapped_column(String(255))
+    display_text: Mapped[str] = mapped_column(String(4096), default="")
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id"))
+    project_account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(32), default="Active")
+    removed_marker: Mapped[int] = mapped_column(Integer, default=0)
+
+    domain: Mapped[Domain] = relationship()
+    project_account: Mapped[Account] = relationship()
+
+
+class ProjectRole:
+    ADMIN, REGULAR = "Admin", "Regular"
+
+
+class ProjectAccount(Base):
+    """An account's membership of a project, with its role there (Admin or Regular)."""
+
+    __tablename__ = "project_account"
+    __table_args__ = (UniqueConstraint("project_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16), default=ProjectRole.REGULAR)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account] = relationship()
+
+
+class ResourceLimit(Base):
+    """An explicit limit (``updateResourceLimit``) of one resource type for an account or domain.
+
+    Without a row the account's limit is the global ``max.account.*`` / ``max.project.*``
+    setting and a domain's is its nearest ancestor's (ROOT: unlimited). ``max`` is in the
+    API's unit (GiB for storage, MiB for memory); -1 means unlimited.
+    """
+
+    __tablename__ = "resource_limit"
+    __table_args__ = (UniqueConstraint("account_id", "resource_type"), UniqueConstraint("domain_id", "resource_type"))
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id"))
+    resource_type: Mapped[int] = mapped_column(Integer)
+    max: Mapped[int] = mapped_column(BigInteger, default=-1)
+
+
+class ResourceCount(Base):
+    """What an account or a domain (with everything below it) holds of one resource type.
+
+    ``count`` moves only by the conditional UPDATEs of ``core.orchestration.limits``
+    (bytes for storage, MiB for memory), in the transaction that creates or removes the
+    resource, so concurrent creations never pass a limit.
+    """
+
+    __tablename__ = "resource_count"
+    __table_args__ = (UniqueConstraint("account_id", "resource_type"), UniqueConstraint("domain_id", "resource_type"))
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id"))
+    resource_type: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

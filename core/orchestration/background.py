@@ -1,5 +1,7 @@
 """The management server's periodic work: ping hosts, follow their power reports,
-settle anything stuck, and expunge VMs destroyed longer than ``expunge.delay`` ago.
+settle anything stuck, expunge VMs destroyed longer than ``expunge.delay`` ago, and take
+the snapshots policies schedule (``snapshots.storage_pass``, which also settles volumes
+and snapshots left stuck).
 
 One daemon thread per serving process; each pass is a sequence of short
 transactions, and a failing step is logged and retried on the next pass.
@@ -14,7 +16,7 @@ import threading
 from sqlalchemy import select
 
 from ..model import VirtualMachine, utcnow
-from . import infrastructure, recovery
+from . import infrastructure, recovery, snapshots
 from . import vm as vm_ops
 
 log = logging.getLogger(__name__)
@@ -23,7 +25,8 @@ log = logging.getLogger(__name__)
 def one_pass(cloud) -> None:
     """Everything the periodic thread does, once (tests call it directly)."""
     for name, step in (("ping hosts", infrastructure.ping_hosts), ("power-state sync", recovery.sync_power_states),
-                       ("settle stuck VMs", recovery.settle_transitional_vms), ("expunge", expunge_due)):
+                       ("settle stuck VMs", recovery.settle_transitional_vms), ("expunge", expunge_due),
+                       ("storage", snapshots.storage_pass)):
         try:
             step(cloud)
         except Exception:  # keep the other steps and the next pass going; the log says what broke

@@ -1,8 +1,12 @@
-"""Guest networks as far as the core needs them: a network per zone to put NICs
-on, an address and a MAC for each NIC, and the network plugin's prepare/release calls.
+"""Guest networks as far as a VM needs them: the network to put NICs on (the zone's
+shared network in a Basic zone; in an Advanced zone the account's default isolated
+network, see ``networking.network_for_deploy``), an address and a MAC for each NIC, and
+the network plugin's prepare/release calls around a VM's start and stop.
 
 Addresses and MACs are unique by database constraint; allocation inserts inside a
 savepoint and moves on to the next candidate when another transaction won the race.
+The rest of guest networking (offerings, routers, public addresses, rules) is in
+``networking``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import InsufficientCapacityError, InvalidParameterError
-from ..model import Nic, Network, Pod, Zone
+from ..model import Nic, Network, Pod, Router, Zone
 
 
 def default_network(session: Session, zone: Zone) -> Network:
@@ -40,6 +44,8 @@ def default_network(session: Session, zone: Zone) -> Network:
 
 
 def _candidates(network: Network):
+    if not network.cidr:  # an L2 network: the guests bring their own addresses
+        return
     net = ipaddress.ip_network(network.cidr, strict=False)
     start = ipaddress.ip_address(network.start_ip) if network.start_ip else net.network_address + 1
     end = ipaddress.ip_address(network.end_ip) if network.end_ip else net.broadcast_address - 1
@@ -52,8 +58,13 @@ def _candidates(network: Network):
 
 
 def allocate_nic(session: Session, network: Network, vm_id: int, device_id: int, is_default: bool) -> Nic:
-    """Add a NIC with the lowest free address of the network and a unique MAC."""
+    """Add a NIC with the lowest free address of the network (none on an L2 network) and a
+    unique MAC. The network's router keeps its own address (``Router.guest_ip``)."""
+    if not network.cidr:
+        return _nic_without_address(session, network, vm_id, device_id, is_default)
     taken = set(session.scalars(select(Nic.ip_address).where(Nic.network_id == network.id)))
+    taken.update(session.scalars(select(Router.guest_ip).where(Router.network_id == network.id,
+                                                               Router.removed.is_(None))))
     for address in _candidates(network):
         if address in taken:
             continue
@@ -73,10 +84,31 @@ def allocate_nic(session: Session, network: Network, vm_id: int, device_id: int,
     raise InsufficientCapacityError(f"network {network.name} has no free IP address left")
 
 
-def release_nics(session: Session, vm_id: int) -> None:
-    """Remove the VM's NICs, freeing their addresses for reuse (at expunge)."""
+def _nic_without_address(session: Session, network: Network, vm_id: int, device_id: int, is_default: bool) -> Nic:
+    for _attempt in range(5):
+        nic = Nic(vm_id=vm_id, network_id=network.id, device_id=device_id, is_default=is_default,
+                  mac_address=_random_mac())
+        try:
+            with session.begin_nested():
+                session.add(nic)
+                session.flush()
+            return nic
+        except IntegrityError:
+            session.expunge(nic) if nic in session else None
+    raise InsufficientCapacityError(f"no free MAC address for a NIC on network {network.name}")
+
+
+def release_nics(session: Session, vm_id: int, cloud=None) -> None:
+    """Remove the VM's NICs, freeing their addresses for reuse (at expunge), with the rules
+    that name the VM (port forwarding, load-balancer membership, static NAT). With
+    ``cloud``, the routers of the VM's networks are brought up to date after the commit."""
+    from . import networking
+
+    network_ids = networking.forget_vm(session, vm_id)
     for nic in session.scalars(select(Nic).where(Nic.vm_id == vm_id)):
         session.delete(nic)
+    if cloud is not None:
+        networking.apply_after_commit(cloud, session, network_ids)
 
 
 def _random_mac() -> str:

@@ -128,10 +128,10 @@ def _clusters(session: Session, request: DeploymentRequest, thresholds: Threshol
     for cluster in candidates:
         (cpu_used, cpu_total), (mem_used, mem_total) = allocated.get(cluster.id, ((0, 0), (0, 0)))
         if _over(cpu_used, cpu_total, cluster.cpu_overprovisioning, request.cpu_mhz, thresholds.cluster_cpu):
-            reasons.append(f"cluster {cluster.name} is over its CPU disable threshold")
+            reasons.append(f"cluster {cluster.name} would exceed its CPU disable threshold")
         elif _over(mem_used, mem_total, cluster.memory_overprovisioning, request.memory_bytes,
                    thresholds.cluster_memory):
-            reasons.append(f"cluster {cluster.name} is over its memory disable threshold")
+            reasons.append(f"cluster {cluster.name} would exceed its memory disable threshold")
         else:
             clusters.append(cluster)
     if request.preferred_host_id:

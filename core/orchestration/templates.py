@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import StratoError
-from ..model import DownloadState, ImageStore, Template, TemplateStoreRef, utcnow
+from ..model import Account, DownloadState, ImageStore, Template, TemplateStoreRef, Zone, utcnow
+from . import limits, usage
 from .refs import pool_ref, template_ref
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,17 @@ def download(cloud, template_uuid: str) -> None:
             template.size = template.size or (result.size_bytes or 0)
             if result.format and result.format != template.format:
                 template.format = result.format
+            _account_download(session, template, ref)
+
+
+def _account_download(session: Session, template: Template, ref: TemplateStoreRef) -> None:
+    """A finished download counts against secondary storage and starts template usage."""
+    owner = session.get(Account, template.account_id)
+    limits.reserve_many(session, owner, {limits.ResourceType.SECONDARY_STORAGE: ref.size}, check=False)
+    zone = session.get(Zone, ref.store.zone_id) if ref.store.zone_id else None
+    usage.record(session, "TEMPLATE.CREATE", account_id=template.account_id, domain_id=template.domain_id,
+                 resource_type="Template", resource_uuid=template.uuid, resource_name=template.name,
+                 zone_uuid=zone.uuid if zone else None, size=ref.size)
 
 
 def _progress(cloud, ref_id: int):
@@ -93,6 +105,12 @@ def delete(cloud, template_uuid: str) -> None:
         cloud.plugins.image_store(provider).delete_template(store, tref)
     with cloud.db.transaction() as session:
         template = session.scalar(select(Template).where(Template.uuid == template_uuid))
+        if template.removed is None:  # give back what registration and downloads counted, end usage
+            downloaded = sum(ref.size or 0 for ref in template.stores if ref.download_state == DownloadState.DOWNLOADED)
+            limits.release_many(session, template.account_id, {limits.ResourceType.TEMPLATE: 1,
+                                                               limits.ResourceType.SECONDARY_STORAGE: downloaded})
+            usage.record(session, "TEMPLATE.DELETE", account_id=template.account_id, domain_id=template.domain_id,
+                         resource_type="Template", resource_uuid=template.uuid, resource_name=template.name)
         for ref in list(template.stores):
             session.delete(ref)
         template.removed, template.state = utcnow(), "Inactive"

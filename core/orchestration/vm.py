@@ -30,7 +30,8 @@ from ..model import (
     Zone,
     utcnow,
 )
-from . import capacity, planner
+from . import capacity, limits, planner, vm_snapshots, volumes
+from . import networking
 from .network import allocate_nic, release_nics
 from .refs import host_ref, pool_ref, template_ref, vm_spec, volume_spec
 from .vm_states import ON_HOST, Event, State, transition
@@ -53,6 +54,8 @@ def create(session: Session, *, owner: Account, user_id: int | None, zone: Zone,
     if name and session.scalar(select(VirtualMachine.id).where(
             VirtualMachine.name == name, VirtualMachine.account_id == owner.id, VirtualMachine.removed.is_(None))):
         raise InvalidParameterError(f"a VM named {name} already exists in account {owner.name}")
+    size = root_size or offering.root_disk_size or template.size or 2 * GiB
+    limits.reserve_many(session, owner, limits.vm_amounts(offering, size))  # 532 past a limit
     vm = VirtualMachine(name=name or "pending", display_name=display_name or name or "pending",
                         account_id=owner.id, domain_id=owner.domain_id, user_id=user_id, zone_id=zone.id,
                         service_offering_id=offering.id, template_id=template.id,
@@ -64,7 +67,6 @@ def create(session: Session, *, owner: Account, user_id: int | None, zone: Zone,
     if not name:
         vm.name = vm.uuid  # CloudStack names an unnamed VM after its uuid
         vm.display_name = display_name or vm.uuid
-    size = root_size or offering.root_disk_size or template.size or 2 * GiB
     session.add(Volume(name=f"ROOT-{vm.id}", vm_id=vm.id, account_id=owner.id, domain_id=owner.domain_id,
                        zone_id=zone.id, volume_type="ROOT", device_id=0, size=size, template_id=template.id,
                        format=template.format if template.format != "ISO" else "QCOW2"))
@@ -120,7 +122,8 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
             plan_error = exc
             if first_deploy:
                 transition(session, vm, Event.OPERATION_FAILED_TO_ERROR, cloud.plugins)
-                _event(cloud, session, vm, "VM.CREATE", f"Deploying VM {vm.name} failed: {exc.message}")
+                _event(cloud, session, vm, "VM.CREATE", f"Deploying VM {vm.name} failed: {exc.message}",
+                       level="ERROR")
         else:
             plan_error = None
             transition(session, vm, Event.START_REQUESTED, cloud.plugins, host_id=deployment.host.id,
@@ -128,14 +131,16 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
                        reserved_memory=request.memory_bytes, hypervisor=deployment.host.hypervisor)
             if deployment.pool is not None:
                 root.pool_id, root.state = deployment.pool.id, VolumeState.CREATING
+            creates_root = deployment.pool is not None
     if plan_error is not None:
         raise plan_error
 
     try:
         _create_root_volume(cloud, vm_uuid)
+        volumes.create_attached(cloud, vm_uuid)  # data volumes attached before the VM had storage
         _power_on(cloud, vm_uuid)
     except Exception as exc:
-        _undo_start(cloud, vm_uuid, first_deploy)
+        _undo_start(cloud, vm_uuid, first_deploy, created_root=creates_root)
         if isinstance(exc, StratoError):
             raise
         raise ResourceUnavailableError(f"starting VM {vm_uuid} failed: {exc}") from exc
@@ -148,7 +153,7 @@ def _create_root_volume(cloud, vm_uuid: str) -> None:
         if root.state != VolumeState.CREATING:
             return
         pool = root.pool
-        driver = cloud.plugins.primary_storage(pool.provider)
+        driver = _storage(cloud, pool)
         spec, ref = volume_spec(root), pool_ref(pool)
         tmpl = _template_on_store(session, vm.template, vm.zone_id)
     path = driver.create_volume(ref, spec, tmpl)
@@ -163,11 +168,7 @@ def _power_on(cloud, vm_uuid: str) -> None:
         host = vm.host
         driver = cloud.plugins.hypervisor(host.hypervisor)
         spec, ref = vm_spec(session, vm), host_ref(host)
-        networks = {nic.network_id: nic.network for nic in vm.nics}
-        elements = [(cloud.plugins.network[n.provider], _network_dict(n)) for n in networks.values()
-                    if n.provider and n.provider in cloud.plugins.network]
-    for element, network in elements:
-        spec.nics = [element.prepare_nic(network, nic, spec) for nic in spec.nics]
+    spec.nics = networking.prepare_vm_nics(cloud, vm_uuid, spec)
     details = driver.start_vm(ref, spec)
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
@@ -179,19 +180,21 @@ def _power_on(cloud, vm_uuid: str) -> None:
         _event(cloud, session, vm, "VM.START", f"Started VM {vm.name} on host {vm.host.name}")
 
 
-def _undo_start(cloud, vm_uuid: str, first_deploy: bool) -> None:
-    """Return a VM whose start failed to Stopped (or Error), holding nothing."""
+def _undo_start(cloud, vm_uuid: str, first_deploy: bool, created_root: bool = False) -> None:
+    """Return a VM whose start failed to Stopped (or Error), holding nothing; ``created_root``:
+    this start made the root volume (a VM's first start), so it goes too."""
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         host = vm.host
         spec = vm_spec(session, vm)
         root = _root_volume(vm)
-        created_here = root.state == VolumeState.CREATING or (first_deploy and root.state == VolumeState.READY)
+        created_here = root.state == VolumeState.CREATING or (
+            (first_deploy or created_root) and root.state == VolumeState.READY)
         pool = root.pool if created_here else None
     if host is not None:
-        _quietly(cloud.plugins.hypervisor(host.hypervisor).destroy_vm, host_ref(host), spec)
+        _quietly(lambda: cloud.plugins.hypervisor(host.hypervisor).destroy_vm(host_ref(host), spec))
     if pool is not None:
-        _quietly(cloud.plugins.primary_storage(pool.provider).delete_volume, pool_ref(pool), volume_spec(root))
+        _quietly(lambda: _storage(cloud, pool).delete_volume(pool_ref(pool), volume_spec(root)))
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         root = _root_volume(vm)
@@ -230,10 +233,7 @@ def _stopped(cloud, vm_uuid: str, event: Event, description: str) -> None:
     """The VM is off: release its host capacity and its NICs' reservations."""
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
-        networks = {nic.network_id: nic.network for nic in vm.nics}
         spec = vm_spec(session, vm)
-        elements = [(cloud.plugins.network[n.provider], _network_dict(n)) for n in networks.values()
-                    if n.provider and n.provider in cloud.plugins.network]
         _release_host_capacity(session, vm)
         last = vm.host_id or vm.last_host_id
         transition(session, vm, event, cloud.plugins, host_id=None, last_host_id=last, reserved_cpu=0,
@@ -242,9 +242,7 @@ def _stopped(cloud, vm_uuid: str, event: Event, description: str) -> None:
         for nic in vm.nics:
             nic.state = "Allocated"
         _event(cloud, session, vm, "VM.STOP", f"{description} {vm.name}")
-    for element, network in elements:
-        for nic in spec.nics:
-            _quietly(element.release_nic, network, nic, spec)
+    networking.release_vm_nics(cloud, vm_uuid, spec)
 
 
 def reboot(cloud, vm_uuid: str) -> None:
@@ -302,11 +300,19 @@ def expunge_vm(cloud, vm_uuid: str) -> None:
             if volume.volume_type == "ROOT":
                 if volume.pool_id is not None:
                     capacity.release(session, CapacityType.STORAGE_ALLOCATED, volume.size, pool_id=volume.pool_id)
+                limits.release_many(session, vm.account_id, {limits.ResourceType.VOLUME: 1,
+                                                             limits.ResourceType.PRIMARY_STORAGE: volume.size})
                 volume.state, volume.removed = VolumeState.EXPUNGED, now
             else:  # data disks survive their VM, detached
                 volume.vm_id, volume.device_id = None, None
         _release_host_capacity(session, vm)
-        release_nics(session, vm.id)
+        release_nics(session, vm.id, cloud)
+        vm_snapshots.forget_all(session, vm)
+        if vm.removed is None:
+            offering = vm.service_offering
+            limits.release_many(session, vm.account_id, {limits.ResourceType.USER_VM: 1,
+                                                         limits.ResourceType.CPU: offering.cpu_number,
+                                                         limits.ResourceType.MEMORY: offering.memory})
         vm.removed, vm.host_id = now, None
         _event(cloud, session, vm, "VM.EXPUNGE", f"Expunged VM {vm.name}")
 
@@ -321,6 +327,7 @@ def recover(session: Session, vm: VirtualMachine, plugins=None) -> None:
 def change_offering(session: Session, vm: VirtualMachine, offering: ServiceOffering) -> None:
     if vm.state != State.STOPPED.value:
         raise InvalidParameterError(f"VM {vm.name} is {vm.state}; stop it before changing its service offering")
+    limits.change_offering(session, vm.account, vm.service_offering, offering)  # 532 past a limit
     vm.service_offering_id = offering.id
 
 
@@ -374,10 +381,19 @@ def _network_dict(network: Network) -> dict:
             "netmask": network.netmask, "vlan": network.vlan, "details": dict(network.details or {})}
 
 
-def _event(cloud, session: Session, vm: VirtualMachine, event_type: str, description: str) -> None:
+def _event(cloud, session: Session, vm: VirtualMachine, event_type: str, description: str,
+           level: str = "INFO") -> None:
     from ..events import record
 
-    record(session, event_type, description, resource=vm, plugins=cloud.plugins)
+    record(session, event_type, description, resource=vm, level=level, plugins=cloud.plugins)
+
+
+def _storage(cloud, pool):
+    """The pool's storage driver; 534 when its plugin is not enabled in this process."""
+    try:
+        return cloud.plugins.primary_storage(pool.provider)
+    except StratoError as exc:
+        raise ResourceUnavailableError(f"storage pool {pool.name} is unavailable: {exc.message}") from None
 
 
 def _quietly(fn, *args) -> None:

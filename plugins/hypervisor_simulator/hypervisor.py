@@ -25,10 +25,18 @@ from core import (
     VmStats,
     hookimpl,
 )
+from core.errors import ResourceInUseError
 
 from .state import SimulatorState
 
-ACTIONS = ("connect", "ping", "start", "stop", "reboot", "destroy", "migrate")
+ACTIONS = ("connect", "ping", "start", "stop", "reboot", "destroy", "migrate", "snapshot")
+
+# VM snapshots are bookkeeping: a name per VM, and whether the VM ran (the memory was taken)
+SNAPSHOT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sim_vm_snapshot (
+    vm_name TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL, with_memory INTEGER NOT NULL,
+    PRIMARY KEY (vm_name, name));
+"""
 
 
 class SimulatedFailure(StratoError):
@@ -58,17 +66,22 @@ class SimulatorHypervisor(HypervisorDriver):
     name = "simulator"
     hypervisor_type = "Simulator"
     url_schemes = ("http", "https", "sim")
-    capabilities = {"live_migration": True, "volume_hotplug": True, "vm_snapshots": False, "stats": True}
+    capabilities = {"live_migration": True, "volume_hotplug": True, "vm_snapshots": True, "stats": True}
 
     def __init__(self, config=None):
         super().__init__(config)
-        self.state = SimulatorState(self.config.get("state_file", ":memory:"))
+        self._use_state(SimulatorState(self.config.get("state_file", ":memory:")))
 
     @hookimpl
     def strato_configure(self, settings):
         # The shared state lives with the cloud's data, so every process of this cloud sees it.
         if "state_file" not in self.config:
-            self.state = SimulatorState(Path(settings.data_dir) / "simulator.sqlite")
+            self._use_state(SimulatorState(Path(settings.data_dir) / "simulator.sqlite"))
+
+    def _use_state(self, state: SimulatorState) -> None:
+        self.state = state
+        with state.cursor() as cur:
+            cur.execute(SNAPSHOT_SCHEMA)
 
     # -- fault injection -----------------------------------------------------
 
@@ -166,6 +179,7 @@ class SimulatorHypervisor(HypervisorDriver):
         self._check(host.details["sim_key"], "destroy")
         with self.state.cursor() as cur:
             cur.execute("DELETE FROM sim_vm WHERE name = ?", (vm.instance_name,))
+            cur.execute("DELETE FROM sim_vm_snapshot WHERE vm_name = ?", (vm.instance_name,))
 
     def power_states(self, host: HostRef) -> dict[str, PowerState]:
         key = host.details["sim_key"]
@@ -188,6 +202,49 @@ class SimulatorHypervisor(HypervisorDriver):
 
     def detach_volume(self, host, vm, volume) -> None:
         self._check(host.details["sim_key"], "stop")
+
+    def create_vm_snapshot(self, host: HostRef, vm: VmSpec, name: str, description: str = "") -> None:
+        key = host.details["sim_key"]
+        self._check(key, "snapshot")
+        with self.state.cursor() as cur:
+            power = self._vm_power(cur, key, vm)
+            if cur.execute("SELECT 1 FROM sim_vm_snapshot WHERE vm_name = ? AND name = ?",
+                           (vm.instance_name, name)).fetchone():
+                raise ResourceInUseError(f"VM {vm.instance_name} already has a snapshot named {name}")
+            cur.execute("INSERT INTO sim_vm_snapshot (vm_name, name, description, with_memory) VALUES (?, ?, ?, ?)",
+                        (vm.instance_name, name, description, int(power == "on")))
+
+    def revert_vm_snapshot(self, host: HostRef, vm: VmSpec, name: str) -> None:
+        key = host.details["sim_key"]
+        self._check(key, "snapshot")
+        with self.state.cursor() as cur:
+            self._vm_power(cur, key, vm)
+            row = cur.execute("SELECT with_memory FROM sim_vm_snapshot WHERE vm_name = ? AND name = ?",
+                              (vm.instance_name, name)).fetchone()
+            if row is None:
+                raise InvalidParameterError(f"VM {vm.instance_name} has no snapshot named {name}")
+            cur.execute("UPDATE sim_vm SET power = ? WHERE name = ?", ("on" if row[0] else "off", vm.instance_name))
+
+    def delete_vm_snapshot(self, host: HostRef, vm: VmSpec, name: str) -> None:
+        self._check(host.details["sim_key"], "snapshot")
+        with self.state.cursor() as cur:
+            cur.execute("DELETE FROM sim_vm_snapshot WHERE vm_name = ? AND name = ?", (vm.instance_name, name))
+
+    def list_vm_snapshots(self, host: HostRef, vm: VmSpec) -> list[str]:
+        key = host.details["sim_key"]
+        self._check(key, "ping")
+        with self.state.cursor() as cur:
+            self._vm_power(cur, key, vm)
+            rows = cur.execute("SELECT name FROM sim_vm_snapshot WHERE vm_name = ? ORDER BY rowid",
+                               (vm.instance_name,)).fetchall()
+        return [name for (name,) in rows]
+
+    @staticmethod
+    def _vm_power(cur, key: str, vm: VmSpec) -> str:
+        row = cur.execute("SELECT power FROM sim_vm WHERE name = ? AND host_url = ?", (vm.instance_name, key)).fetchone()
+        if row is None:
+            raise InvalidParameterError(f"VM {vm.instance_name} is not on simulated host {key}")
+        return row[0]
 
     def place_unknown_vm(self, host_url: str, name: str) -> None:
         """Put a VM on a simulated host behind Strato's back (to test power-state reports)."""

@@ -125,6 +125,11 @@ class Access(abc.ABC):
         """A new file opened for writing (``write``, ``fsync``, ``close``, usable as a
         context manager); ``FileExistsError`` when it exists."""
 
+    @abc.abstractmethod
+    def open_read(self, rel: str) -> BinaryIO:
+        """An existing file opened for sequential ``read(size)`` (``b""`` at the end) and
+        ``close``, usable as a context manager; ``FileNotFoundError`` when missing."""
+
     def healthy(self) -> bool:
         """False when the access can no longer be used as it is (a mount that vanished)."""
         return True
@@ -234,6 +239,9 @@ class LocalAccess(Access):
 
     def open_write(self, rel: str) -> BinaryIO:
         return _SyncingFile(open(self._abs(rel), "xb"))
+
+    def open_read(self, rel: str) -> BinaryIO:
+        return open(self._abs(rel), "rb")
 
 
 class _SyncingFile:
@@ -364,6 +372,9 @@ class LibnfsAccess(Access):
 
     def open_write(self, rel: str) -> BinaryIO:
         return self._do("open", rel, "xb")
+
+    def open_read(self, rel: str) -> BinaryIO:
+        return self._do("open", rel, "rb")
 
     def close(self) -> None:
         with self._lock:

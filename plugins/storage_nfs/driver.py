@@ -61,7 +61,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from core import hookimpl
-from core.drivers import ImageStoreDriver, PoolInfo, PoolRef, PrimaryStorageDriver, TemplateRef, VolumeSpec
+from core.drivers import (
+    ImageStoreDriver,
+    PoolInfo,
+    PoolRef,
+    PrimaryStorageDriver,
+    SnapshotBackup,
+    TemplateRef,
+    VolumeSpec,
+)
 from core.errors import (
     InsufficientCapacityError,
     InternalError,
@@ -111,6 +119,18 @@ def _qemu_format(volume: VolumeSpec) -> str:
     return QEMU_FORMATS[volume.format.upper()]
 
 
+#: bytes per read when copying files between stores
+_CHUNK = 1 << 20
+
+
+def _prune(access: Access, directory: str, stop_at: str, failure: BaseException) -> None:
+    """Remove the empty directories a failed write made; a failure of that is noted on ``failure``."""
+    try:
+        access.prune_dirs(directory, stop_at=stop_at)
+    except OSError as exc:
+        failure.add_note(f"also could not remove {directory}: {exc}")
+
+
 def _cleanup(access: Access, rel: str, failure: BaseException) -> None:
     """Remove a partial file after ``failure``; a failure of the removal itself is
     attached to the original error as a note instead of hiding it."""
@@ -130,6 +150,7 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         "thin_provisioning": True,
         "volume_resize": True,
         "snapshots": True,
+        "template_extract": True,
         "template_formats": sorted(layout.EXTENSIONS),
         "volume_formats": sorted(layout.VOLUME_EXTENSIONS),
     }
@@ -486,11 +507,12 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
                 raise
         return rel
 
-    def restore_snapshot(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef, backup: str) -> None:
+    def restore_snapshot(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef, backup: str) -> str:
         """Replace the volume's contents with the backup ``backup`` (the store-relative
-        path ``backup_snapshot`` returned). The volume must not be open by a running VM.
-        The result is a full copy, no longer backed by the template. On failure the
-        volume is unchanged."""
+        path ``backup_snapshot`` returned), or make the volume's file from it when there
+        is none yet (``createVolume`` from a snapshot); return the volume's path. The
+        volume must not be open by a running VM. The result is a full copy, no longer
+        backed by the template. On failure the volume is unchanged."""
         access = self._access(pool)
         store_access = self._access(store)
         fmt = _qemu_format(volume)
@@ -506,6 +528,116 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
             except BaseException as failure:
                 _cleanup(access, tmp, failure)
                 raise
+        return access.locator(rel)
+
+    def backup_volume(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef, snapshot_uuid: str, *,
+                      account: object = 0, running: bool = False) -> SnapshotBackup:
+        """The contract's backup (``backup_snapshot`` of the volume's current state, read
+        with ``force_share`` when a VM runs it), with the backup's sizes."""
+        rel = self.backup_snapshot(pool, volume, store, snapshot_uuid, account=account, force_share=running)
+        store_access = self._access(store)
+        with _errors(f"backup {rel} on store {store.name}"):
+            physical = store_access.size(rel)
+            virtual = self.qemu.info(store_access.locator(rel), "qcow2").virtual_size
+        return SnapshotBackup(path=rel, physical_size_bytes=physical, virtual_size_bytes=virtual)
+
+    def copy_volume(self, source: PoolRef, volume: VolumeSpec, destination: PoolRef) -> str:
+        """Copy a volume no running VM has open to ``destination`` as a standalone image
+        (its template flattened in) under the same name, and return its path there. The
+        source is not touched. A leftover file of an earlier attempt the core never
+        recorded is replaced. On failure no file of the copy remains."""
+        source_access, target = self._access(source), self._access(destination)
+        if source_access.location.url == target.location.url:
+            raise InvalidParameterError(f"volume {volume.uuid} is already on pool {destination.name}")
+        fmt = _qemu_format(volume)
+        rel = layout.volume_file(volume.uuid, volume.format)
+        with _errors(f"copy of volume {volume.uuid} to pool {destination.name}"):
+            locator = source_access.locator(self._volume_rel(source_access, volume))
+            tmp = layout.part_name(rel)
+            try:
+                self.qemu.convert(locator, fmt, target.locator(tmp), fmt, self._setting("copy_timeout", 3600))
+                # no VM can hold the destination file yet: replacing a leftover is safe
+                target.rename(tmp, rel)
+            except BaseException as failure:
+                _cleanup(target, tmp, failure)
+                raise
+        return target.locator(rel)
+
+    def template_from_volume(self, pool: PoolRef, volume: VolumeSpec, store: PoolRef,
+                             template: TemplateRef) -> TemplateRef:
+        """Write a standalone qcow2 of a volume no running VM has open to the store as
+        ``template/tmpl/0/<uuid>/<uuid>.qcow2``; returns the template with ``install_path``,
+        ``size_bytes`` (virtual) and format QCOW2. On failure no partial file remains."""
+        access = self._access(pool)
+        with _errors(f"volume {volume.uuid} on pool {pool.name}"):
+            source = access.locator(self._volume_rel(access, volume))
+        return self._image_to_store(source, _qemu_format(volume), store, template)
+
+    def template_from_snapshot(self, store: PoolRef, backup_path: str, template: TemplateRef) -> TemplateRef:
+        """As ``template_from_volume``, from a snapshot backup on the same store."""
+        rel = layout.relative(backup_path, layout.STORE_SNAPSHOT_DIR, "snapshot backup")
+        return self._image_to_store(self._access(store).locator(rel), "qcow2", store, template)
+
+    def _image_to_store(self, source: str, source_fmt: str, store: PoolRef, template: TemplateRef) -> TemplateRef:
+        access = self._access(store)
+        rel = layout.store_template(template.uuid, "QCOW2")
+        directory = posixpath.dirname(rel)
+        tmp = layout.part_name(rel)
+        with _errors(f"template {template.uuid} on store {store.name}"):
+            access.makedirs(directory)
+            try:
+                self.qemu.convert(source, source_fmt, access.locator(tmp), "qcow2", self._setting("copy_timeout", 3600))
+                size = self.qemu.info(access.locator(tmp), "qcow2").virtual_size
+                access.rename(tmp, rel)
+            except BaseException as failure:
+                _cleanup(access, tmp, failure)
+                _prune(access, directory, layout.STORE_TEMPLATE_DIR, failure)
+                raise
+        return dataclasses.replace(template, install_path=rel, size_bytes=size, format="QCOW2")
+
+    def copy_template(self, store: PoolRef, template: TemplateRef, progress: Callable[[int], object]) -> TemplateRef:
+        """Copy the template's file byte for byte from the store named by
+        ``template.store_url``/``store_details`` into ``store`` (any format: ISOs and OVAs
+        too), calling ``progress(percent)``; returns it with the new ``install_path``. On
+        failure no partial file (nor its empty directories) remains."""
+        if not template.install_path or not template.store_url:
+            raise InvalidParameterError(f"template {template.uuid} is not on an image store yet")
+        source_rel = layout.relative(template.install_path, layout.STORE_TEMPLATE_DIR, "template install path")
+        source = self._access(PoolRef(uuid="", name=template.store_url, url=template.store_url,
+                                      details=dict(template.store_details or {})))
+        target = self._access(store)
+        if source.location.url == target.location.url:
+            raise InvalidParameterError(f"template {template.uuid} is already on image store {store.name}")
+        rel = layout.store_template(template.uuid, template.format)
+        directory = posixpath.dirname(rel)
+        tmp = layout.part_name(rel)
+        with _errors(f"copy of template {template.uuid} to store {store.name}"):
+            total = source.size(source_rel)
+            target.makedirs(directory)
+            try:
+                copied = 0
+                with source.open_read(source_rel) as reader, target.open_write(tmp) as writer:
+                    while chunk := reader.read(_CHUNK):
+                        writer.write(chunk)
+                        copied += len(chunk)
+                        progress(min(99, copied * 100 // max(total, 1)))
+                    writer.fsync()
+                if copied != total:
+                    raise InternalError(f"template {template.uuid}: copied {copied} of {total} bytes")
+                target.rename(tmp, rel)
+            except BaseException as failure:
+                _cleanup(target, tmp, failure)
+                _prune(target, directory, layout.STORE_TEMPLATE_DIR, failure)
+                raise
+        progress(100)
+        return dataclasses.replace(template, install_path=rel)
+
+    def open_template(self, store: PoolRef, template: TemplateRef) -> tuple[int, Any]:
+        """The template's file on ``store``: (size, a binary file open for reading)."""
+        access = self._access(store)
+        rel = layout.relative(template.install_path, layout.STORE_TEMPLATE_DIR, "template install path")
+        with _errors(f"template {template.uuid} on store {store.name}"):
+            return access.size(rel), access.open_read(rel)
 
     def delete_snapshot_backup(self, store: PoolRef, backup: str) -> None:
         """Remove a backup (its store-relative path) and its directories once empty. Idempotent."""

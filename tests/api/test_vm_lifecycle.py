@@ -40,7 +40,13 @@ def test_deploy_answers_a_job_and_the_vm_runs(cloud, zone, tenant):
     assert sum(v for (kind, _), v in used.items() if kind == MEMORY) == 512 * 1024**2
 
 
+def allow_users_to_expunge(cloud):
+    with cloud.db.transaction() as session:
+        cloud.config.set(session, "allow.user.expunge.recover.vm", "true")
+
+
 def test_stop_start_reboot_destroy_recover_expunge(cloud, zone, tenant, admin):
+    allow_users_to_expunge(cloud)
     vm_id = tenant.wait(deploy(tenant, cloud, zone))["virtualmachine"]["id"]
     assert tenant.wait(tenant("stopVirtualMachine", id=vm_id))["virtualmachine"]["state"] == "Stopped"
     assert all(v == 0 for (kind, _), v in capacity_used(cloud).items() if kind in (CPU, MEMORY))
@@ -66,6 +72,7 @@ def _host_refs(cloud):
 
 
 def test_destroy_with_expunge_removes_at_once(cloud, zone, tenant):
+    allow_users_to_expunge(cloud)
     vm_id = tenant.wait(deploy(tenant, cloud, zone))["virtualmachine"]["id"]
     tenant.wait(tenant("destroyVirtualMachine", id=vm_id, expunge=True))
     assert tenant("listVirtualMachines") == {}
@@ -73,7 +80,7 @@ def test_destroy_with_expunge_removes_at_once(cloud, zone, tenant):
 
 
 def test_deploy_without_capacity_fails_533_and_keeps_nothing(cloud, zone, tenant):
-    big = _offering(cloud, cpus=64)
+    big = _offering(cloud, cpus=32)  # more than any host has, within max.account.cpus (40)
     job = tenant("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=big, templateid=zone["template"])
     with pytest.raises(ApiError) as err:
         tenant.wait(job)
@@ -190,3 +197,51 @@ def test_jobs_report_completion_to_plugins(cloud, zone, tenant):
     tenant.wait(job)
     cloud.jobs.join()  # the hook runs right after the result is committed, in the worker thread
     assert (job["jobid"], "deployVirtualMachine", 1) in done
+
+
+def test_a_pool_whose_plugin_is_not_enabled_fails_the_deploy_cleanly(cloud, zone, tenant):
+    """Regression: the clean-up looked the missing plugin up outside its guard and left the VM Starting."""
+    storage = cloud.plugins.storage.pop("simulator")  # as a server started without the pool's plugin
+    try:
+        job = deploy(tenant, cloud, zone)
+        with pytest.raises(ApiError) as err:
+            tenant.wait(job)
+    finally:
+        cloud.plugins.storage["simulator"] = storage
+    assert err.value.status == 534 and "storage pool p0 is unavailable" in err.value.body["errortext"]
+    assert tenant("listVirtualMachines")["virtualmachine"][0]["state"] == "Error"
+    assert all(v == 0 for v in capacity_used(cloud).values())
+
+
+def test_users_expunge_recover_and_see_destroyed_vms_only_when_the_settings_allow(cloud, zone, tenant, admin):
+    vm_id = tenant.wait(deploy(tenant, cloud, zone))["virtualmachine"]["id"]
+    for command, extra in (("destroyVirtualMachine", {"expunge": True}), ("expungeVirtualMachine", {}),
+                           ("recoverVirtualMachine", {})):
+        with pytest.raises(ApiError) as err:
+            tenant(command, id=vm_id, **extra)
+        assert err.value.status == 531 and "allow.user.expunge.recover.vm" in err.value.body["errortext"], command
+    tenant.wait(tenant("destroyVirtualMachine", id=vm_id))
+    assert tenant("listVirtualMachines") == {}, "allow.user.view.destroyed.vm is false"
+    assert admin("listVirtualMachines", listall=True)["virtualmachine"][0]["state"] == "Destroyed"
+    assert admin("listCapabilities")["capability"]["allowuserexpungerecovervm"] is False
+    allow_users_to_expunge(cloud)
+    assert admin("listCapabilities")["capability"]["allowuserexpungerecovervm"] is True
+    assert tenant("recoverVirtualMachine", id=vm_id)["virtualmachine"]["state"] == "Stopped"
+
+
+def test_vm_names_must_be_hostnames_and_unsupported_parameters_are_refused(cloud, zone, tenant):
+    for name in ("bad_name!", "1starts-with-digit", "ends-with-", "x" * 64):
+        with pytest.raises(ApiError) as err:
+            deploy(tenant, cloud, zone, name=name)
+        assert err.value.status == 431 and "name" in err.value.body["errortext"], name
+    with pytest.raises(ApiError) as err:
+        deploy(tenant, cloud, zone, keypair="mykey")
+    assert err.value.status == 431 and "keypair" in err.value.body["errortext"]
+    assert tenant("listVirtualMachines") == {}, "nothing was created"
+
+
+def test_the_name_filter_matches_substrings(cloud, zone, tenant):
+    for name in ("web-1", "web-2", "db-1"):
+        tenant.wait(deploy(tenant, cloud, zone, name=name))
+    assert sorted(v["name"] for v in tenant("listVirtualMachines", name="web")["virtualmachine"]) == ["web-1", "web-2"]
+    assert tenant("listVirtualMachines", name="%") == {}, "LIKE wildcards are taken literally"

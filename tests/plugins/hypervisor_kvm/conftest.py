@@ -1,9 +1,9 @@
 """Fixtures for the KVM plugin: the real libvirtd, a directory QEMU may read, the test
-guest template, and an NFS server for network disks.
+guest template, and an export of the session's NFS server for network disks.
 
 Markers: ``kvm`` (needs the real libvirtd + QEMU, started through
 scripts/services/libvirtd.sh) and ``slow`` (boots a real guest). Whatever cannot be had
-here (libvirt-python, libvirtd, root, the template's tools, nfs-ganesha) skips the tests
+here (libvirt-python, libvirtd, root, the template's tools, the NFS server) skips the tests
 that need it with the reason, also raised as a warning so it shows in every summary.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO, cached_template_path, run, skip_loudly, which_all
+from tests.nfs_server import Ganesha, GaneshaUnavailable
+
+from .helpers import REPO, cached_template_path, skip_loudly, which_all
 
 
 def pytest_configure(config):
@@ -105,113 +106,30 @@ def guest_template(workdir) -> Path:
     return out
 
 
-# -- an NFS server (nfs-ganesha) for network disks ---------------------------------------------
-
-GANESHA_CONF = """\
-NFS_CORE_PARAM {{
-  Protocols = 3, 4;
-  NFS_Port = {nfs_port};
-  MNT_Port = {mnt_port};
-  Enable_NLM = false;
-  Enable_RQUOTA = false;
-  Bind_addr = 127.0.0.1;
-  # QEMU's libnfs speaks NFSv3 and mounts the directory holding the image
-  Mount_Path_Pseudo = true;
-}}
-NFSV4 {{
-  Graceless = true;
-  RecoveryBackend = fs;
-  RecoveryRoot = {recovery};
-}}
-EXPORT {{
-  Export_Id = 91;
-  Path = {export};
-  Pseudo = /kvmtest;
-  Access_Type = RW;
-  # QEMU reaches the files as root (the driver's <identity user='+0'>)
-  Squash = No_Root_Squash;
-  Protocols = 3, 4;
-  Transports = TCP;
-  SecType = sys;
-  FSAL {{ Name = VFS; }}
-}}
-LOG {{ Default_Log_Level = WARN; }}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+# -- an NFS export for network disks -----------------------------------------------------------
 
 
 @dataclasses.dataclass
 class NfsExport:
     url: str
     directory: Path
-    nfs_port: int
+    server: Ganesha
 
     def still_ours(self) -> bool:
-        """rpcbind still sends NFS clients to this server. On a shared machine another
-        NFS server (another test run's) may register itself over it at any time."""
-        out = run("rpcinfo", "-p", "127.0.0.1", check=False, timeout=10).stdout
-        return any(line.split()[-1] == "nfs" and line.split()[3] == str(self.nfs_port)
-                   for line in out.splitlines() if len(line.split()) == 5)
+        """rpcbind still sends NFS clients to the session's server (an NFS server started
+        outside the test sessions' lock could register itself over it at any time)."""
+        return self.server.registered_here()
 
 
 @pytest.fixture(scope="session")
-def nfs_export(workdir):
-    """An ``NfsExport``: ``nfs://127.0.0.1/kvmtest`` served by nfs-ganesha from a
-    directory of the workdir. rpcbind is started too unless one already answers."""
-    missing = which_all("ganesha.nfsd", "rpcbind", "rpcinfo", "nfs-ls")
-    if missing:
-        skip_loudly(f"cannot serve NFS: {', '.join(missing)} not installed (scripts/apt/kvm.txt)")
-    base = workdir / "nfs"
-    export = base / "export"
-    recovery = base / "recovery"
-    for directory in (base, export, recovery):
-        directory.mkdir()
-    export.chmod(0o755)
-    conf = base / "ganesha.conf"
-    nfs_port = _free_port()
-    conf.write_text(GANESHA_CONF.format(nfs_port=nfs_port, mnt_port=_free_port(), recovery=recovery,
-                                        export=export))
-    registered = run("rpcinfo", "-p", "127.0.0.1", check=False, timeout=10)
-    if registered.returncode == 0 and " nfs" in registered.stdout:
-        # QEMU's libnfs finds the server through rpcbind, which maps one NFS server only
-        skip_loudly("another NFS server is registered with rpcbind (another test's nfs-ganesha?); "
-                    "QEMU would reach that one. Run tests/plugins/hypervisor_kvm on its own to test NFS disks")
-    processes: list[subprocess.Popen] = []
+def nfs_export(nfs_server, workdir):
+    """An ``NfsExport``: ``nfs://127.0.0.1/kvmtest``, a directory of the workdir exported by
+    the session's NFS server (``nfs_server``, shared with the other plugin suites)."""
+    directory = workdir / "nfs-export"
+    directory.mkdir()
+    directory.chmod(0o755)
     try:
-        if registered.returncode != 0:
-            processes.append(subprocess.Popen(["rpcbind", "-f", "-w"], stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL, start_new_session=True))
-            deadline = time.monotonic() + 10
-            while run("rpcinfo", "-p", "127.0.0.1", check=False, timeout=10).returncode != 0:
-                if time.monotonic() > deadline:
-                    skip_loudly("rpcbind did not start")
-                time.sleep(0.1)
-        log = base / "ganesha.log"
-        processes.append(subprocess.Popen(
-            ["ganesha.nfsd", "-F", "-f", str(conf), "-L", str(log), "-p", str(base / "ganesha.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True))
-        url = "nfs://127.0.0.1/kvmtest"
-        deadline = time.monotonic() + 30
-        while run("nfs-ls", url, check=False, timeout=10).returncode != 0:
-            if processes[-1].poll() is not None or time.monotonic() > deadline:
-                skip_loudly(f"nfs-ganesha did not serve {url}: {log.read_text(errors='replace')[-1500:]}")
-            time.sleep(0.2)
-        yield NfsExport(url, export, nfs_port)
-    finally:
-        for process in reversed(processes):
-            _stop(process)
+        url = nfs_server.add_export("kvmtest", directory)
+    except GaneshaUnavailable as exc:
+        skip_loudly(str(exc))
+    return NfsExport(url, directory, nfs_server)

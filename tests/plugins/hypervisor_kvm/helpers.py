@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -104,11 +105,13 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
 class Bridge:
     """A Linux bridge with an address and dnsmasq handing out DHCP leases on it.
 
-    Each MAC of ``macs`` gets a fixed address, in ``leases`` (MAC -> IP). ``close()``
-    stops dnsmasq and deletes the bridge; it is safe to call twice.
+    Each MAC of ``macs`` gets a fixed address, in ``leases`` (MAC -> IP). With
+    ``static_only`` dnsmasq answers only the MACs it has a lease for, so a guest's
+    address proves which lease it took; ``add_lease`` adds one while dnsmasq runs.
+    ``close()`` stops dnsmasq and deletes the bridge; it is safe to call twice.
     """
 
-    def __init__(self, workdir: Path, macs: list[str] = ()):
+    def __init__(self, workdir: Path, macs: list[str] = (), static_only: bool = False):
         self.name = f"stbr{os.getpid() % 100000}"
         used = _used_networks()
         for third in range(200, 250):
@@ -122,6 +125,8 @@ class Bridge:
         self.address = str(hosts[0])
         self.leases = {mac: str(hosts[40 + i]) for i, mac in enumerate(macs)}
         self.workdir = workdir
+        self.static_only = static_only
+        self.hosts_file = workdir / f"{self.name}.dhcp-hosts"
         self.dnsmasq: subprocess.Popen | None = None
         run("ip", "link", "add", self.name, "type", "bridge")
         try:
@@ -134,16 +139,32 @@ class Bridge:
 
     def _start_dnsmasq(self, first: str, last: str) -> None:
         log = self.workdir / f"{self.name}-dnsmasq.log"
+        # "static": no dynamic pool, only the hosts file's MACs get an address
+        dhcp_range = (f"{self.network.network_address},static,{self.network.netmask},1h" if self.static_only
+                      else f"{first},{last},{self.network.netmask},1h")
+        self._write_hosts_file()
         args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces",
                 f"--interface={self.name}", "--except-interface=lo", f"--listen-address={self.address}",
-                f"--dhcp-range={first},{last},{self.network.netmask},1h",
+                f"--dhcp-range={dhcp_range}", f"--dhcp-hostsfile={self.hosts_file}",
                 f"--dhcp-leasefile={self.workdir / (self.name + '.leases')}", "--user=root", "--log-dhcp",
                 f"--log-facility={log}", f"--pid-file={self.workdir / (self.name + '.pid')}"]
-        args += [f"--dhcp-host={mac},{ip}" for mac, ip in self.leases.items()]
         self.dnsmasq = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.3)
         if self.dnsmasq.poll() is not None:
             raise AssertionError(f"dnsmasq did not start: {self.dnsmasq.stderr.read()}")
+
+    def _write_hosts_file(self) -> None:
+        self.hosts_file.write_text("".join(f"{mac},{ip}\n" for mac, ip in self.leases.items()))
+
+    def add_lease(self, mac: str, ip: str) -> None:
+        """Give ``mac`` the address ``ip`` from now on (dnsmasq re-reads its hosts file on SIGHUP)."""
+        self.leases[mac] = ip
+        self._write_hosts_file()
+        self.dnsmasq.send_signal(signal.SIGHUP)
+
+    def dhcp_log(self) -> str:
+        log = self.workdir / f"{self.name}-dnsmasq.log"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     def ports(self) -> list[str]:
         """The interfaces plugged into the bridge (the guests' tap devices)."""
@@ -162,6 +183,8 @@ class Bridge:
             self.dnsmasq = None
         if run("ip", "link", "show", self.name, check=False).returncode == 0:
             run("ip", "link", "del", self.name)
+        for suffix in (".dhcp-hosts", ".leases", ".pid", "-dnsmasq.log"):
+            (self.workdir / f"{self.name}{suffix}").unlink(missing_ok=True)
 
 
 def which_all(*tools: str) -> list[str]:

@@ -166,9 +166,8 @@ def test_a_guest_boots_from_an_nfs_export_through_qemus_nfs_client(nfs_export, d
             wait_for_line(details["console_log"], GUEST_READY, timeout=BOOT_TIMEOUT)
         except (StratoError, AssertionError) as exc:
             if not nfs_export.still_ours():
-                skip_loudly("another NFS server registered itself with rpcbind during the test, so QEMU "
-                            "reached that one; run tests/plugins/hypervisor_kvm on its own to test NFS disks "
-                            f"(the failure: {exc})")
+                skip_loudly("another NFS server (not this session's) registered itself with rpcbind during "
+                            f"the test, so QEMU reached that one (the failure: {exc})")
             raise
         assert "STRATO-GUEST-NO-NIC" in console_lines(details["console_log"])
     finally:

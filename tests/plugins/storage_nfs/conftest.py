@@ -1,10 +1,10 @@
 """Fixtures for the NFS storage plugin: a real nfs-ganesha server, an HTTP server for
 template downloads, tiny disk images, and the three ways of reaching storage.
 
-``ganesha`` runs a real nfs-ganesha server (see ``ganesha.py``: rpcbind unless one
-answers, ``ganesha.nfsd -F``, VFS backend, NFSv3 and v4, a read-write and a
-read-only export of temporary directories) for the whole session, and stops it
-afterwards; tests using it carry the ``ganesha`` marker. When
+``ganesha`` is the session's real nfs-ganesha server (``nfs_server``, see
+tests/nfs_server.py: rpcbind unless one answers, ``ganesha.nfsd -F``, VFS backend,
+NFSv3 and v4, a read-write and a read-only export of temporary directories), shared
+with the other plugin suites; tests using it carry the ``ganesha`` marker. When
 a piece is missing or the server does not come up, tests that need it are
 skipped with the reason, and the reason is also raised as a warning so it shows
 in every summary.
@@ -31,7 +31,7 @@ import pytest
 from plugins.storage_nfs import mount
 from plugins.storage_nfs.driver import NfsStorage
 
-from .ganesha import Ganesha, GaneshaUnavailable, start_server
+from .ganesha import Ganesha
 from .helpers import qemu_io
 
 
@@ -54,15 +54,10 @@ def _skip_loudly(reason: str):
 
 
 @pytest.fixture(scope="session")
-def ganesha(tmp_path_factory):
-    try:
-        server = start_server(tmp_path_factory.mktemp("ganesha"))
-    except GaneshaUnavailable as exc:
-        _skip_loudly(str(exc))
-    try:
-        yield server
-    finally:
-        server.shutdown()
+def ganesha(nfs_server):
+    """The session's one NFS server (``nfs_server`` in tests/plugins/conftest.py, shared with
+    the other suites: one rpcbind maps one NFS server), under this suite's name for it."""
+    return nfs_server
 
 
 @dataclass

@@ -1,0 +1,116 @@
+"""Dynamic roles: which API commands an account's role may call.
+
+As CloudStack's DynamicRoleBasedAPIAccessChecker: the default Root Admin role may call
+everything. Any other role's rules (``RolePermission``, in ``sort_order``) are tried in
+turn; the first whose rule matches the command's name decides (allow or deny). When no
+rule matches, the command's declared ``roles`` decide, read for the role's type
+(a Resource Admin is read as a Domain Admin: Strato's commands declare three types).
+Rules are API names with ``*`` wildcards, matched ignoring case.
+
+An allow rule can give a role a command its type would not get — exactly as in
+CloudStack; the command's own ownership checks still apply.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import InvalidParameterError
+from .model import Account, AccountType, Role, RolePermission, RoleType
+
+#: the roles every installation has (name, type, description), as CloudStack seeds them
+DEFAULT_ROLES = (
+    ("Root Admin", RoleType.ADMIN, "Default root admin role"),
+    ("Resource Admin", RoleType.RESOURCE_ADMIN, "Default resource admin role"),
+    ("Domain Admin", RoleType.DOMAIN_ADMIN, "Default domain admin role"),
+    ("User", RoleType.USER, "Default user role"),
+)
+DEFAULT_ROLE_OF_TYPE = {AccountType.ROOT_ADMIN: RoleType.ADMIN, AccountType.DOMAIN_ADMIN: RoleType.DOMAIN_ADMIN,
+                        AccountType.USER: RoleType.USER, AccountType.PROJECT: RoleType.USER}
+#: the declared ``ApiCommand.roles`` entry a role type is read as when no rule matches
+ANNOTATION_OF_TYPE = {RoleType.ADMIN: "Admin", RoleType.RESOURCE_ADMIN: "DomainAdmin",
+                      RoleType.DOMAIN_ADMIN: "DomainAdmin", RoleType.USER: "User"}
+
+ALLOW, DENY = "allow", "deny"
+_RULE_TEXT = re.compile(r"^[A-Za-z0-9*]+$")
+
+
+def seed(session: Session) -> None:
+    """Add the default roles that are missing, and give every account without a role
+    the default role of its type. Idempotent."""
+    present = {role.role_type: role for role in session.scalars(select(Role).where(Role.is_default.is_(True)))}
+    for name, role_type, description in DEFAULT_ROLES:
+        if role_type not in present:
+            present[role_type] = Role(name=name, role_type=role_type, description=description, is_default=True)
+            session.add(present[role_type])
+    session.flush()
+    for account in session.scalars(select(Account).where(Account.role_id.is_(None))):
+        account.role_id = present[DEFAULT_ROLE_OF_TYPE.get(account.account_type, RoleType.USER)].id
+
+
+def default_role(session: Session, role_type: str) -> Role:
+    return session.scalars(select(Role).where(Role.is_default.is_(True), Role.role_type == role_type)).one()
+
+
+def role_for_account_type(session: Session, account_type: int) -> Role:
+    return default_role(session, DEFAULT_ROLE_OF_TYPE.get(account_type, RoleType.USER))
+
+
+def validate_rule(rule: str) -> str:
+    """The rule as given when it is an API name or wildcard; 431 otherwise (CloudStack's Rule)."""
+    text = (rule or "").strip()
+    if not _RULE_TEXT.match(text):
+        raise InvalidParameterError(f"Only API names and wildcards are allowed, invalid rule provided: {rule}")
+    return text
+
+
+def rule_pattern(rule: str) -> re.Pattern:
+    return re.compile("^" + ".*".join(re.escape(part) for part in rule.lower().split("*")) + "$")
+
+
+def is_root_admin_role(role: Role | None) -> bool:
+    return role is not None and role.is_default and role.role_type == RoleType.ADMIN
+
+
+class Checker:
+    """The API access of one role, loaded once (one query) and asked for many commands."""
+
+    def __init__(self, role: Role | None, rules: list[tuple[re.Pattern, bool]], annotation: str):
+        self.role = role
+        self.rules = rules
+        self.annotation = annotation
+        self.everything = is_root_admin_role(role)
+
+    def allows(self, command) -> bool:
+        if self.everything:
+            return True
+        name = command.name.lower()
+        for pattern, allow in self.rules:
+            if pattern.match(name):
+                return allow
+        return self.annotation in command.roles
+
+
+def checker_for(session: Session, caller) -> Checker:
+    """The ``Checker`` of ``caller``'s role (its account type's default role when it has none)."""
+    role = session.get(Role, caller.role_id) if getattr(caller, "role_id", None) else None
+    if role is None or role.removed is not None:
+        role = role_for_account_type(session, caller.account_type)
+    rules = []
+    if not is_root_admin_role(role):
+        rules = [(rule_pattern(rule), permission == ALLOW) for rule, permission in session.execute(
+            select(RolePermission.rule, RolePermission.permission).where(RolePermission.role_id == role.id)
+            .order_by(RolePermission.sort_order, RolePermission.id))]
+    return Checker(role, rules, ANNOTATION_OF_TYPE.get(role.role_type, "User"))
+
+
+def may_call(session: Session, caller, command) -> bool:
+    """May ``caller`` call ``command`` at all (before any ownership check)?"""
+    return checker_for(session, caller).allows(command)
+
+
+__all__ = ["seed", "checker_for", "may_call", "validate_rule", "default_role", "role_for_account_type",
+           "Checker", "DEFAULT_ROLES", "ALLOW", "DENY"]

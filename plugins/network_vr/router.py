@@ -1,0 +1,230 @@
+"""One guest network's router on this host: its bridge, its namespace and the daemons in it.
+
+``Router.apply(spec)`` makes the host match ``spec`` and nothing else, whatever was there
+before (a previous apply, a crash half-way, nothing at all), so applying the same spec twice
+changes nothing and a rebuild restores exactly what the database says:
+
+* the guest bridge (``Names.bridge``), with a VLAN subinterface of the uplink when the
+  network has a VLAN — it stays while the network exists, so guests keep their links
+  while the router restarts;
+* the namespace with ``eth0`` (guest side, the router's guest address) on that bridge,
+  ``eth1`` (public side, every public address of the network) on the public bridge, and a
+  default route through the public gateway;
+* the nftables table, dnsmasq, the metadata server, haproxy and OpenVPN as the spec says
+  (each module updates its daemon in place when it can).
+
+The last applied spec is kept in the state directory: when only port-forwarding and
+firewall rules changed, ``apply`` loads just those changes into the running table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from core.errors import ResourceUnavailableError
+
+from . import dnsmasq, haproxy, metadata, nftables, openvpn, system
+from .spec import RouterSpec, parse
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ApplyResult:
+    details: dict
+    #: how the packet filter was brought up to date: "full", "incremental" or "unchanged"
+    nft: str
+
+
+class Router:
+    def __init__(self, network_uuid: str, state_root: Path, prefix: str = "s", incremental: bool = True):
+        self.names = system.Names(network_uuid, prefix)
+        self.state = state_root / network_uuid
+        self.incremental = incremental
+
+    @property
+    def ns(self) -> str:
+        return self.names.namespace
+
+    # -- the whole thing -------------------------------------------------------------
+
+    def apply(self, network: dict) -> ApplyResult:
+        """Make the host match the network dict's spec (see the module docstring).
+
+        On failure a router that did not exist before the call is removed again (bridge
+        excepted), and the error is raised; a router that existed may be part-way between
+        its old and new configuration: apply again (the old spec, or a stopped one).
+        """
+        spec = parse_network(network)
+        self.ensure_bridge(spec)
+        if not spec.running:
+            self.stop()
+            return ApplyResult(self.details(spec), "unchanged")
+        existed = system.namespace_exists(self.ns)
+        try:
+            self.state.mkdir(parents=True, exist_ok=True)
+            self._namespace(spec)
+            nft = self._nftables(spec)
+            if spec.has("Dhcp") or spec.has("Dns"):
+                dnsmasq.apply(spec, self.state, self.ns)
+            else:
+                dnsmasq.stop(self.state)
+            metadata.apply(spec, self.state, self.ns)
+            haproxy.apply(spec, self.state, self.ns)
+            openvpn.apply(spec, self.state, self.ns)
+            self._remember(network)
+        except Exception:
+            if not existed:
+                self._quietly(self.stop)
+            else:
+                (self.state / "applied.json").unlink(missing_ok=True)  # the next apply starts from the full table
+            raise
+        return ApplyResult(self.details(spec), nft)
+
+    def stop(self) -> None:
+        """Stop the daemons and remove the namespace (the bridge stays). Idempotent."""
+        for module in (openvpn, haproxy, metadata, dnsmasq):
+            if self.state.exists():
+                module.stop(self.state)
+        system.delete_namespace(self.ns)
+        system.delete_link(self.names.guest_veth)
+        system.delete_link(self.names.public_veth)
+        if self.state.exists():
+            (self.state / "applied.json").unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        """Remove everything of this network from the host, bridge and state included. Idempotent."""
+        self.stop()
+        system.delete_link(self.names.vlan_link)
+        system.delete_link(self.names.bridge)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def details(self, spec: RouterSpec) -> dict:
+        return {"bridge": self.names.bridge, "namespace": self.ns, "guest_mac": self.names.mac("guest"),
+                "public_mac": self.names.mac("public") if spec.public else None,
+                "vlan_link": self.names.vlan_link if spec.vlan and spec.uplink else None}
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def ensure_bridge(self, spec: RouterSpec) -> str:
+        """The guest bridge, made (and its VLAN subinterface) when missing."""
+        bridge = self.names.bridge
+        if not system.link_exists(bridge):
+            system.run("ip", "link", "add", bridge, "type", "bridge")
+            # forward at once: the default 15 s of listening would swallow the first DHCP requests
+            system.run("ip", "link", "set", bridge, "type", "bridge", "forward_delay", "0", "stp_state", "0")
+        system.run("ip", "link", "set", bridge, "up")
+        vlan_link = self.names.vlan_link
+        if spec.vlan and spec.uplink:
+            if not system.link_exists(spec.uplink):
+                raise ResourceUnavailableError(
+                    f"the guest traffic label names device {spec.uplink}, which this host does not have")
+            if system.link_exists(vlan_link) and not self._vlan_matches(vlan_link, spec.uplink, spec.vlan):
+                system.delete_link(vlan_link)
+            if not system.link_exists(vlan_link):
+                system.run("ip", "link", "add", "link", spec.uplink, "name", vlan_link, "type", "vlan",
+                           "id", str(spec.vlan))
+            system.run("ip", "link", "set", vlan_link, "master", bridge, "up")
+            system.run("ip", "link", "set", spec.uplink, "up")
+        elif system.link_exists(vlan_link):
+            system.delete_link(vlan_link)
+        return bridge
+
+    @staticmethod
+    def _vlan_matches(link: str, uplink: str, vlan: str) -> bool:
+        done = system.run("ip", "-d", "-j", "link", "show", "dev", link, check=False)
+        try:
+            info = json.loads(done.stdout)[0]
+            return info.get("link") == uplink and str(info["linkinfo"]["info_data"]["id"]) == str(vlan)
+        except (ValueError, KeyError, IndexError):
+            return False
+
+    def _veth(self, host_name: str, inside: str, bridge: str, mac: str) -> None:
+        """A veth pair: ``host_name`` on ``bridge``, the peer as ``inside`` in the namespace."""
+        if not system.link_exists(inside, self.ns):
+            system.delete_link(host_name)
+            tmp = f"{host_name[:-1]}x" if not host_name.endswith("x") else f"{host_name[:-1]}y"
+            system.run("ip", "link", "add", host_name, "type", "veth", "peer", "name", tmp)
+            system.run("ip", "link", "set", tmp, "netns", self.ns)
+            system.run("ip", "link", "set", tmp, "name", inside, ns=self.ns)
+        system.run("ip", "link", "set", inside, "address", mac, ns=self.ns)
+        system.run("ip", "link", "set", host_name, "master", bridge, "up")
+        system.run("ip", "link", "set", inside, "up", ns=self.ns)
+
+    def _namespace(self, spec: RouterSpec) -> None:
+        if not system.namespace_exists(self.ns):
+            system.run("ip", "netns", "add", self.ns)
+        system.run("ip", "link", "set", "lo", "up", ns=self.ns)
+        system.run("sysctl", "-q", "-w", f"net.ipv4.ip_forward={1 if spec.public or spec.vpn else 0}", ns=self.ns)
+        self._veth(self.names.guest_veth, nftables.GUEST, self.names.bridge, self.names.mac("guest"))
+        system.sync_addresses(nftables.GUEST, [f"{spec.guest_ip}/{spec.prefix}"], ns=self.ns)
+        public = spec.public
+        if public is None:
+            system.delete_link(self.names.public_veth)
+            return
+        if not system.link_exists(public.bridge):
+            raise ResourceUnavailableError(
+                f"the public traffic label names bridge {public.bridge}, which this host does not have")
+        self._veth(self.names.public_veth, nftables.PUBLIC, public.bridge, self.names.mac("public"))
+        primary = public.source_nat or public.addresses[0]
+        ordered = [primary] + sorted(a for a in public.addresses if a != primary)
+        # the MACs derive from the network, so after a rebuild the public side's ARP caches still hold
+        system.sync_addresses(nftables.PUBLIC, [f"{a}/{public.prefix}" for a in ordered], ns=self.ns)
+        system.run("ip", "route", "replace", "default", "via", public.gateway, "dev", nftables.PUBLIC, ns=self.ns)
+
+    def _nftables(self, spec: RouterSpec) -> str:
+        previous = self._remembered()
+        if self.incremental and previous is not None and self._table_present():
+            change = nftables.changes(previous, spec)
+            if change is not None:
+                if change.empty:
+                    return "unchanged"
+                handles = {}
+                if change.delete_rules:
+                    listing = system.run("nft", "-a", "list", "chain", "ip", nftables.TABLE, "fw_in", ns=self.ns)
+                    handles = nftables.rule_handles(listing.stdout)
+                if all(rule in handles for rule in change.delete_rules):
+                    self._nft(nftables.change_script(change, handles))
+                    return "incremental"
+        self._nft(nftables.ruleset(spec))
+        return "full"
+
+    def _table_present(self) -> bool:
+        return system.run("nft", "list", "table", "ip", nftables.TABLE, ns=self.ns, check=False).returncode == 0
+
+    def _nft(self, script: str) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".nft", dir=self.state, delete=False) as f:
+            f.write(script)
+        try:
+            system.run("nft", "-f", f.name, ns=self.ns)
+        finally:
+            Path(f.name).unlink(missing_ok=True)
+
+    def _remember(self, network: dict) -> None:
+        system.write_if_changed(self.state / "applied.json", json.dumps(network, sort_keys=True), 0o600)
+
+    def _remembered(self) -> RouterSpec | None:
+        try:
+            return parse(json.loads((self.state / "applied.json").read_text()))
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    @staticmethod
+    def _quietly(fn) -> None:
+        try:
+            fn()
+        except Exception:  # cleaning up after a failure: the first error is what the caller gets
+            log.exception("cleaning up a router that failed to come up")
+
+
+def parse_network(network: dict) -> RouterSpec:
+    """The spec of a network dict; 534 naming what is missing when it is malformed."""
+    try:
+        return parse(network)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ResourceUnavailableError(f"the network's configuration is incomplete: {exc!r}") from None

@@ -1,0 +1,96 @@
+"""``strato demo --hypervisor kvm``: the real command, in its own process, boots the test
+guest on this machine's libvirtd and says how to see its console (one real boot)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .helpers import GUEST_READY, REPO, console_lines
+
+pytestmark = [pytest.mark.kvm]
+
+
+def _remove_domain(conn, name: str) -> None:
+    try:
+        domain = conn.lookupByName(name)
+    except Exception:  # libvirtError: the domain is not there, nothing to remove
+        return
+    if domain.isActive():
+        domain.destroy()
+    domain.undefine()
+
+
+@pytest.fixture
+def conn(libvirt_module, libvirtd):
+    connection = libvirt_module.open(libvirtd)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def data_dir(workdir):
+    path = workdir / f"demo-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_kvm_demo_boots_the_test_guest(data_dir, conn, guest_template):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    env["PYTHONPATH"] = str(REPO)
+    env["COLUMNS"] = "400"  # rich wraps its lines at 80 columns when not on a terminal
+    done = subprocess.run([sys.executable, "-m", "api.cli", "--data-dir", str(data_dir), "demo", "--hypervisor", "kvm",
+                           "--no-serve"], cwd=data_dir, env=env, capture_output=True, text=True, timeout=900)
+    output = done.stdout + done.stderr
+    found = re.search(r"virsh -c qemu:///system console (\S+)", output)
+    instance = found.group(1) if found else None
+    try:
+        assert done.returncode == 0, output
+        assert found, output
+        log = re.search(r"tail -f (\S+)", output).group(1)
+        assert GUEST_READY in console_lines(log)
+        domain = conn.lookupByName(instance)
+        assert domain.isActive(), "the demo's VM runs on after the command returns"
+        disks = [line for line in domain.XMLDesc(0).splitlines() if "<source file=" in line]
+        assert disks and all(str(data_dir / "storage" / "kvm-primary") in line for line in disks), disks
+        assert "demo-vm-1 (Running" in output and "listVirtualMachines" in output
+    finally:
+        if instance:
+            _remove_domain(conn, instance)
+            Path(f"/var/log/libvirt/qemu/{instance}.log").unlink(missing_ok=True)
+            Path(f"/var/log/libvirt/qemu/{instance}.console.log").unlink(missing_ok=True)
+
+
+def test_a_previous_demos_domains_are_removed_when_their_disks_are_gone(conn, workdir):
+    from api.demo import _remove_orphan_domains
+
+    storage = workdir / f"demo-storage-{uuid.uuid4().hex[:8]}"
+    storage.mkdir()
+    kept_disk = storage / "kept.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(kept_disk), "16M"], check=True)
+    names = {what: f"kvmtest-demo-{what}-{uuid.uuid4().hex[:6]}" for what in ("orphan", "kept", "elsewhere")}
+    disks = {"orphan": storage / "gone.qcow2", "kept": kept_disk, "elsewhere": Path("/nonexistent/x.qcow2")}
+    try:
+        for what, name in names.items():
+            conn.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory>"
+                           "<os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>"
+                           f"<source file='{disks[what]}'/><target dev='vda' bus='virtio'/></disk></devices>"
+                           "</domain>")
+        _remove_orphan_domains(storage)
+        left = {d.name() for d in conn.listAllDomains(0)}
+        assert names["orphan"] not in left, "its disk was in the demo's storage and is gone"
+        assert names["kept"] in left, "its disk is still there: a kept demo's VM"
+        assert names["elsewhere"] in left, "not the demo's: never touched"
+    finally:
+        for name in names.values():
+            _remove_domain(conn, name)
+        shutil.rmtree(storage)
