@@ -45,7 +45,9 @@ setup(
             "simulator = plugins.hypervisor_simulator.storage:SimulatorStorage",
             "nfs = plugins.storage_nfs.driver:NfsStorage",
         ],
-        "strato.network": [],
+        "strato.network": [
+            "vr = plugins.network_vr.element:VirtualRouterElement",
+        ],
         "strato.api": [
             "simulator = plugins.hypervisor_simulator.api",
         ],

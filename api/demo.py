@@ -146,8 +146,8 @@ def _kvm_spec(cloud) -> dict:
     if blocked is not None:
         # QEMU runs as libvirt-qemu and opens the volumes in the pool itself
         raise ConfigurationError(f"QEMU (user libvirt-qemu) cannot reach {pool}: {blocked} is not searchable by "
-                                 "others; use --data-dir under a world-searchable directory (e.g. /var/tmp/strato-demo) "
-                                 f"or chmod o+x {blocked}")
+                                 "others; use --data-dir under a world-searchable directory (e.g. "
+                                 f"/var/tmp/strato-demo) or chmod o+x {blocked}")
     cache = Path(os.environ.get("STRATO_CACHE_DIR") or Path.home() / ".cache" / "strato")
     template = cache / "templates" / "strato-test-guest.qcow2"
     template.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ guest prints STRATO-GUEST-READY on its serial console:
   (planner, capacity, root volume from the pool's template copy, the driver's define +
   create), then the boot;
 - libvirt directly: ``defineXML`` + ``create`` of the very XML Strato defined for the run's
-  VM (taken from libvirt), renamed, with a fresh overlay on the same template copy.
+  VM (taken from libvirt), renamed, with a fresh overlay on a copy of the same template.
 
 The order alternates between runs. Prints each run, the medians and their ratio.
 Needs root and libvirtd (started with scripts/services/libvirtd.sh). Everything it made
@@ -113,6 +113,10 @@ def main() -> int:
     if template is None:
         template = work / "guest.qcow2"
         subprocess.run(["bash", str(REPO / "scripts/build-test-template.sh"), str(template)], check=True)
+    # the direct runs' overlays sit on a copy of the template, as Strato's sit on the pool's copy
+    direct_base = work / "direct-base.qcow2"
+    shutil.copyfile(template, direct_base)
+    direct_base.chmod(0o644)
     cloud = scratch_cloud(plugins={"hypervisors": ["kvm"], "storage": ["nfs"], "network": [], "api": []},
                           plugin_config={"kvm": {"domain_type": "qemu", "console_log_dir": str(consoles),
                                                  "shutdown_timeout": 5}})
@@ -141,10 +145,9 @@ def main() -> int:
             run_strato(-1)
         name = f"bench-direct-{i}-{uuid.uuid4().hex[:6]}"
         names.append(name)
-        base = next((pool / "templates").iterdir())
-        overlay = pool / f"{name}.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(overlay)],
-                       check=True)
+        overlay = work / f"{name}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(direct_base), "-F", "qcow2",
+                        str(overlay)], check=True)
         log = consoles / f"{name}.console.log"
         xml = direct_xml(strato_xml[-1], name, overlay, log)
         started = time.monotonic()

@@ -52,6 +52,9 @@ def bootstrap(session: Session) -> None:
     from . import roles
 
     roles.seed(session)  # the four default roles; accounts without a role get their type's
+    from .orchestration import limits
+
+    limits.seed(session)  # resource count rows of every domain and account
     if session.scalar(select(OsCategory.id).limit(1)) is None:
         for category_name, descriptions in OS_TYPES.items():
             category = OsCategory(name=category_name)

@@ -57,14 +57,14 @@ class Cloud:
 
     def _warn_about_unserved_resources(self) -> None:
         """Hosts and pools whose plugin is not enabled in this process cannot be used: say so at start-up."""
-        from sqlalchemy import distinct, select
+        from sqlalchemy import select
 
         from .model import Host, StoragePool
 
         hypervisors = {d.hypervisor_type.lower() for d in self.plugins.hypervisors.values()}
         with self.db.transaction() as session:
-            kinds = session.scalars(select(distinct(Host.hypervisor)).where(Host.removed.is_(None))).all()
-            providers = session.scalars(select(distinct(StoragePool.provider)).where(
+            kinds = session.scalars(select(Host.hypervisor).distinct().where(Host.removed.is_(None))).all()
+            providers = session.scalars(select(StoragePool.provider).distinct().where(
                 StoragePool.removed.is_(None))).all()
         for kind in kinds:
             if kind.lower() not in hypervisors:

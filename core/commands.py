@@ -70,10 +70,17 @@ class Uuid(_Typed, fields.String):
 
 
 class Integer(_Typed, fields.Integer):
+    """CloudStack's INTEGER: a Java ``int``, so a value outside 32 bits is refused (431)
+    rather than reaching the database, which could not store or compare it."""
+
     cs_type = "integer"
+    #: the range of the type itself; ``minimum``/``maximum`` narrow it
+    LIMITS = (-2**31, 2**31 - 1)
 
     def __init__(self, minimum: int | None = None, maximum: int | None = None, **kw):
-        self.minimum, self.maximum = minimum, maximum
+        low, high = self.LIMITS
+        self.minimum = low if minimum is None else max(minimum, low)
+        self.maximum = high if maximum is None else min(maximum, high)
         super().__init__(strict=False, **kw)
 
     def _deserialize(self, value, attr, data, **kw):
@@ -89,11 +96,28 @@ class Integer(_Typed, fields.Integer):
 
 
 class Long(Integer):
+    """CloudStack's LONG: a Java ``long`` (64 bits)."""
+
     cs_type = "long"
+    LIMITS = (-2**63, 2**63 - 1)
 
 
 class Float(_Typed, fields.Float):
+    """A finite number (nan and infinity are refused), within ``minimum``/``maximum`` when given."""
+
     cs_type = "float"
+
+    def __init__(self, minimum: float | None = None, maximum: float | None = None, **kw):
+        self.minimum, self.maximum = minimum, maximum
+        super().__init__(**kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        number = super()._deserialize(value, attr, data, **kw)
+        if self.minimum is not None and number < self.minimum:
+            raise ValidationError(f"must be at least {self.minimum:g}")
+        if self.maximum is not None and number > self.maximum:
+            raise ValidationError(f"must be at most {self.maximum:g}")
+        return number
 
 
 class Boolean(_Typed, fields.Field):
@@ -176,8 +200,8 @@ class P:
         return cls._make(Long, description, required, minimum=minimum, maximum=maximum)
 
     @classmethod
-    def float(cls, description="", required=False):
-        return cls._make(Float, description, required)
+    def float(cls, description="", required=False, minimum=None, maximum=None):
+        return cls._make(Float, description, required, minimum=minimum, maximum=maximum)
 
     @classmethod
     def boolean(cls, description="", required=False):
@@ -195,6 +219,10 @@ class P:
     def date(cls, description="", required=False):
         return cls._make(Date, description, required)
 
+
+#: the largest size in GiB a size parameter takes (8 PiB): in bytes it stays exact in a
+#: float and adds up with any other size far below the databases' 64-bit limit
+MAX_GIB = 2**53 // 2**30
 
 #: parameters every list command takes
 LIST_PARAMS = {
@@ -235,7 +263,8 @@ class ApiCommand:
         """Turn the request's parameters into typed values; 431 naming the parameter otherwise."""
         data = fold_map_params(raw)
         for name, field in self.schema.fields.items():
-            if field.required and (data.get(name) in (None, "")):
+            # a value of blanks is no value: CloudStack trims parameters and then finds nothing
+            if field.required and (data.get(name) is None or str(data[name]).strip() == ""):
                 raise InvalidParameterError(
                     f"Unable to execute API command {self.lower_name} due to missing parameter {name}")
         try:
@@ -335,14 +364,22 @@ class CommandContext:
         keyword = self.params.get("keyword")
         if keyword and name_column is not None:
             query = query.where(name_column.ilike(f"%{escape_like(keyword)}%", escape="\\"))
+        size, offset = self.page_window()
         total = self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-        limit = self.cloud.config.get(self.session, "default.page.size")
-        size = min(self.params.get("pagesize") or limit, limit)
-        number = self.params.get("page") or 1
         if order_by is not None:
             query = query.order_by(*order_by) if isinstance(order_by, (list, tuple)) else query.order_by(order_by)
-        rows = self.session.scalars(query.limit(size).offset((number - 1) * size)).all()
+        rows = self.session.scalars(query.limit(size).offset(offset)).all()
         return total, rows
+
+    def page_window(self) -> tuple[int, int]:
+        """(page size, offset of the page's first item) of a list request: ``pagesize``
+        defaults to ``default.page.size`` and may not exceed it (431, as CloudStack: a
+        silently shorter page would end a client's paging early); ``page`` counts from 1."""
+        limit = self.cloud.config.get(self.session, "default.page.size")
+        size = self.params.get("pagesize") or limit
+        if size > limit:
+            raise InvalidParameterError(f"Page size can't exceed max allowed page size value: {limit}")
+        return size, ((self.params.get("page") or 1) - 1) * size
 
     def owner_filter(self, model, *, by_id: bool = False):
         """The WHERE clause of a list command (``core.access.owner_filter``). ``by_id``: the

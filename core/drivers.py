@@ -323,6 +323,15 @@ class PrimaryStorageDriver(Driver):
         and ``size_bytes`` (its virtual size). On failure no partial file remains."""
         raise NotImplementedError
 
+    def template_copies(self, pool: PoolRef) -> list[str]:
+        """The uuids of the templates the pool keeps a copy of (to back volumes made from them)."""
+        raise NotImplementedError
+
+    def delete_template_copy(self, pool: PoolRef, template: TemplateRef) -> None:
+        """Remove the pool's copy of ``template``; the core calls it once no volume on the
+        pool is made from that template. Idempotent."""
+        raise NotImplementedError
+
 
 class ImageStoreDriver(Driver):
     """Storage for templates, ISOs and snapshots (CloudStack's secondary storage)."""

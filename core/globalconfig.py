@@ -8,6 +8,7 @@ through the ``strato_configuration_keys`` hook.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,14 +24,22 @@ class ConfigKey:
     default: str
     description: str
     value_type: str = "String"  # String | Integer | Float | Boolean
+    #: the range an Integer or Float value must lie in (inclusive); None: unbounded on that side.
+    #: Integers are always within 64 bits and Floats finite: a value the code using the
+    #: setting cannot compute with would break every request that reads it.
+    minimum: float | None = None
+    maximum: float | None = None
 
     def parse(self, value: str | None):
         value = self.default if value is None else value
         try:
             if self.value_type == "Integer":
-                return int(value)
+                return self._in_range(value, int(value), -2**63, 2**63 - 1)
             if self.value_type == "Float":
-                return float(value)
+                number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError(value)
+                return self._in_range(value, number, None, None)
             if self.value_type == "Boolean":
                 if str(value).lower() not in ("true", "false"):
                     raise ValueError(value)
@@ -40,25 +49,41 @@ class ConfigKey:
                 f"{self.name} takes a value of type {self.value_type}, not {value!r}") from None
         return value
 
+    def _in_range(self, text, number, low, high):
+        low = self.minimum if self.minimum is not None else low
+        high = self.maximum if self.maximum is not None else high
+        if (low is not None and number < low) or (high is not None and number > high):
+            span = f"from {low:g}" if high is None else f"up to {high:g}" if low is None else f"from {low:g} to {high:g}"
+            raise InvalidParameterError(f"{self.name} takes a value {span}, not {text!r}")
+        return number
+
 
 CORE_KEYS = [
     ConfigKey("cpu.overprovisioning.factor", "Advanced", "1.0",
-              "CPU overprovisioning a new cluster starts with (each cluster then keeps its own)", "Float"),
+              "CPU overprovisioning a new cluster starts with (each cluster then keeps its own)", "Float",
+              minimum=0.01, maximum=1000),
     ConfigKey("mem.overprovisioning.factor", "Advanced", "1.0",
-              "Memory overprovisioning a new cluster starts with (each cluster then keeps its own)", "Float"),
+              "Memory overprovisioning a new cluster starts with (each cluster then keeps its own)", "Float",
+              minimum=0.01, maximum=1000),
     ConfigKey("storage.overprovisioning.factor", "Storage", "2.0",
-              "Overprovisioning of thin-provisioned primary storage", "Float"),
+              "Overprovisioning of thin-provisioned primary storage", "Float", minimum=0.01, maximum=1000),
     ConfigKey("cluster.cpu.allocated.capacity.disablethreshold", "Alert", "0.85",
-              "Allocated share of a cluster's CPU above which the planner skips the cluster", "Float"),
+              "Allocated share of a cluster's CPU above which the planner skips the cluster", "Float",
+              minimum=0, maximum=1),
     ConfigKey("cluster.memory.allocated.capacity.disablethreshold", "Alert", "0.85",
-              "Allocated share of a cluster's memory above which the planner skips the cluster", "Float"),
+              "Allocated share of a cluster's memory above which the planner skips the cluster", "Float",
+              minimum=0, maximum=1),
     ConfigKey("pool.storage.allocated.capacity.disablethreshold", "Alert", "0.85",
-              "Allocated share of a primary pool above which no new volume is placed on it", "Float"),
-    ConfigKey("default.page.size", "Advanced", "500", "Default and maximum page size of list commands", "Integer"),
+              "Allocated share of a primary pool above which no new volume is placed on it", "Float",
+              minimum=0, maximum=1),
+    ConfigKey("default.page.size", "Advanced", "500", "Default and maximum page size of list commands", "Integer",
+              minimum=1, maximum=2**31 - 1),
     ConfigKey("expunge.delay", "Advanced", "86400",
-              "Seconds a destroyed VM waits before it is expunged", "Integer"),
-    ConfigKey("job.expire.minutes", "Advanced", "1440", "Minutes a finished async job is kept", "Integer"),
-    ConfigKey("ping.interval", "Advanced", "60", "Seconds between host pings", "Integer"),
+              "Seconds a destroyed VM waits before it is expunged", "Integer", minimum=0,
+              maximum=100 * 365 * 86400),
+    ConfigKey("job.expire.minutes", "Advanced", "1440", "Minutes a finished async job is kept", "Integer",
+              minimum=1, maximum=100 * 365 * 1440),
+    ConfigKey("ping.interval", "Advanced", "60", "Seconds between host pings", "Integer", minimum=1, maximum=86400),
     ConfigKey("vm.destroy.forcestop", "Advanced", "false", "Force-stop a VM when destroying it", "Boolean"),
     ConfigKey("allow.user.expunge.recover.vm", "Advanced", "false",
               "Users may expunge (destroy with expunge=true, expungeVirtualMachine) and recover their VMs", "Boolean"),

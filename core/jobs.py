@@ -196,19 +196,40 @@ class JobQueue:
 
     # -- recovery ------------------------------------------------------------
 
-    def recover(self) -> list[str]:
+    def recover(self, *, startup: bool = True) -> list[str]:
         """Settle jobs whose worker is gone; re-queue jobs nobody has claimed.
 
-        Returns the uuids of the jobs failed. With the embedded broker this
-        process is the only worker, so every claimed job of another process is dead.
+        Returns the uuids of the jobs failed. A job is dead when its worker's heartbeat
+        is older than ``STALE_AFTER`` - or, at the start-up of a process with the embedded
+        broker (the only worker), as soon as another process claimed it. A job unclaimed
+        for ``STALE_AFTER`` is queued again (its message may have been lost with the
+        process that sent it; a job runs once however often it is queued). The periodic
+        pass calls this with ``startup=False``, so a worker that dies while the management
+        server runs on has its jobs settled too.
         """
         stale = utcnow() - STALE_AFTER
+        with self._lock:
+            running_here = set(self._running)
+
+        def is_dead(job) -> bool:
+            if job.executor is None or job.uuid in running_here:
+                return False
+            if startup and self.embedded and job.executor != self.process_id:
+                return True
+            return (job.heartbeat or job.created) < stale  # no beat: its worker is gone, whichever it was
+
+        def is_lost(job) -> bool:
+            if job.executor is not None:
+                return False
+            if startup and self.embedded and job.queued_by != self.process_id:
+                return True
+            # this process's own embedded queue loses nothing: only a message from elsewhere may be lost
+            return job.created < stale and not (self.embedded and job.queued_by == self.process_id)
+
         with self.cloud.db.transaction() as session:
             pending = session.scalars(select(AsyncJob).where(AsyncJob.status == JobStatus.PENDING)).all()
-            dead = [job for job in pending if job.executor is not None and job.executor != self.process_id
-                    and (self.embedded or (job.heartbeat or job.created) < stale)]
-            unclaimed = [job.uuid for job in pending if job.executor is None
-                         and (self.embedded and job.queued_by != self.process_id or job.created < stale)]
+            dead = [job for job in pending if is_dead(job)]
+            unclaimed = [job.uuid for job in pending if is_lost(job)]
             for job in dead:
                 job.status, job.result_code, job.completed = JobStatus.FAILED, 530, utcnow()
                 job.result = {"errorcode": 530, "errortext": "The job was interrupted: the management server or "

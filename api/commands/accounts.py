@@ -18,7 +18,7 @@ from core.commands import ADMINS, ALL_ROLES, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, PermissionDenied
 from core.jobs import job_handler
 from core.model import Account, AccountType, Domain, LoginSession, Role, RoleType, User, VirtualMachine
-from core.orchestration import identity
+from core.orchestration import identity, limits
 from core.orchestration import vm as vm_ops
 from core.passwords import hash_password
 
@@ -168,6 +168,7 @@ def create_account(ctx, p):
         account.uuid = p["accountid"]
     ctx.session.add(account)
     ctx.session.flush()
+    limits.ensure_rows(ctx.session, account_id=account.id)
     user = new_user(ctx, account, p)
     ctx.event("ACCOUNT.CREATE", f"Created account {account.name} in domain {domain.name}", account)
     ctx.event("USER.CREATE", f"Created user {user.username} of account {account.name}", user)

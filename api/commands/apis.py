@@ -37,9 +37,7 @@ def list_apis(ctx, p):
         commands = [c for c in commands if c.lower_name == p["name"].lower()]
     if p.get("keyword"):
         commands = [c for c in commands if p["keyword"].lower() in c.lower_name]
-    size = min(p.get("pagesize") or ctx.cloud.config.get(ctx.session, "default.page.size"),
-               ctx.cloud.config.get(ctx.session, "default.page.size"))
-    start = ((p.get("page") or 1) - 1) * size
+    size, start = ctx.page_window()
     return len(commands), [describe(command) for command in commands[start:start + size]]
 
 
@@ -111,4 +109,6 @@ def list_capabilities(ctx, p):
     return {"cloudstackversion": CLOUDSTACK_VERSION, "securitygroupsenabled": security_groups,
             **FIXED_CAPABILITIES,
             "allowuserviewdestroyedvm": setting(ctx.session, "allow.user.view.destroyed.vm"),
-            "allowuserexpungerecovervm": setting(ctx.session, "allow.user.expunge.recover.vm")}
+            "allowuserexpungerecovervm": setting(ctx.session, "allow.user.expunge.recover.vm"),
+            "apilimitinterval": setting(ctx.session, "api.throttling.interval"),
+            "apilimitmax": setting(ctx.session, "api.throttling.max")}

@@ -37,9 +37,12 @@ def overcommit_ratio(ctx, p: dict, param: str) -> float | None:
     return float(p[param])
 
 
+#: far above any real overcommit; a larger ratio only overflows the capacity arithmetic
+MAX_RATIO = 1000.0
+
 _RATIO_PARAMS = {
-    "cpuovercommitratio": P.float("the CPU overcommit ratio of the cluster"),
-    "memoryovercommitratio": P.float("the memory overcommit ratio of the cluster"),
+    "cpuovercommitratio": P.float("the CPU overcommit ratio of the cluster", maximum=MAX_RATIO),
+    "memoryovercommitratio": P.float("the memory overcommit ratio of the cluster", maximum=MAX_RATIO),
 }
 
 

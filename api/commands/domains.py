@@ -15,7 +15,7 @@ from core.commands import ADMINS, ALL_ROLES, SUCCESS, P, api_command
 from core.errors import PermissionDenied
 from core.jobs import job_handler
 from core.model import Domain
-from core.orchestration import identity
+from core.orchestration import identity, limits
 
 from .accounts import check_domain
 from .zones import invalid
@@ -72,6 +72,7 @@ def create_domain(ctx, p):
         domain.uuid = p["domainid"]
     ctx.session.add(domain)
     ctx.session.flush()
+    limits.ensure_rows(ctx.session, domain_id=domain.id)
     ctx.event("DOMAIN.CREATE", f"Created domain {domain_view(ctx.session, domain)['path']}", domain)
     return domain_view(ctx.session, domain)
 

@@ -75,7 +75,6 @@ def _limit(ctx, rtype, account, domain) -> int:
 
 @api_command("listResourceLimits", response="resourcelimit", is_list=True, roles=ALL_ROLES,
              response_fields=RESOURCE_LIMIT_FIELDS, params={
-                 "id": P.long("not used (CloudStack's limit row id)"),
                  "resourcetype": P.integer(f"the resource type: {TYPE_HELP}"),
                  "resourcetypename": P.string("the resource type name: user_vm, public_ip, volume, ..."),
              })

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from api.views.network import OFFERING_FIELDS, offering_view
 from core.commands import ALL_ROLES, ROOT_ONLY, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, ResourceInUseError
-from core.model import Domain, Network, NetworkOffering, NetworkOfferingService, Zone, utcnow
+from core.model import Domain, Network, NetworkOffering, NetworkOfferingService, ServiceOffering, Zone, utcnow
 from core.orchestration import networking
 
 from .offerings import visible_to_caller
@@ -59,6 +59,7 @@ def _services(ctx, p) -> dict[str, str]:
                  "forvpc": P.boolean("true if network offering is meant to be used for VPC"),
                  "details": P.map("network offering details in key/value pairs"),
                  "enable": P.boolean("set to true if the offering is to be enabled during creation"),
+                 "serviceofferingid": P.uuid("the service offering ID used by virtual router provider"),
              })
 def create_network_offering(ctx, p):
     """Creates a network offering (Disabled unless enable=true, as CloudStack)."""
@@ -95,12 +96,22 @@ def create_network_offering(ctx, p):
         specify_vlan=p.get("specifyvlan", False), specify_ip_ranges=p.get("specifyipranges", guest_type == "Shared"),
         conserve_mode=p.get("conservemode", True), egress_default_policy=p.get("egressdefaultpolicy", True),
         network_rate=p.get("networkrate"), tags=p.get("tags"), is_persistent=p.get("ispersistent", False),
-        domain_id=domains[0] if domains else None, details=capabilities)
+        domain_id=domains[0] if domains else None, details=capabilities,
+        service_offering_id=_router_offering(ctx, p).id)
     offering.services = [NetworkOfferingService(service=s, provider=v) for s, v in sorted(services.items())]
     ctx.session.add(offering)
     ctx.session.flush()
     ctx.event("NETWORK.OFFERING.CREATE", f"Created network offering {offering.name}", offering)
     return offering_view(ctx.session, offering)
+
+
+def _router_offering(ctx, p):
+    if "serviceofferingid" not in p:
+        return networking.router_service_offering(ctx.session)
+    offering = ctx.get(ServiceOffering, p["serviceofferingid"], "serviceofferingid", check_owner=False)
+    if not offering.is_system:
+        raise invalid(ctx, "serviceofferingid", f"{offering.name} is not a system service offering")
+    return offering
 
 
 @api_command("listNetworkOfferings", response="networkoffering", is_list=True, roles=ALL_ROLES,

@@ -71,11 +71,12 @@ def create_physical_network(ctx, p):
     physical = PhysicalNetwork(
         name=p["name"].strip(), zone_id=zone.id, state="Disabled",
         isolation_methods=",".join(m.upper() for m in p.get("isolationmethods") or ["VLAN"]),
-        vlan=_vlan_ranges(ctx, p.get("vlan")), network_speed=p.get("networkspeed"),
+        network_speed=p.get("networkspeed"),
         broadcast_domain_range=choice(ctx, "broadcastdomainrange", p.get("broadcastdomainrange", "ZONE"),
                                       ("ZONE", "POD")),
         tags=",".join(p["tags"]) if p.get("tags") else None,
         domain_id=ctx.get(Domain, p["domainid"], "domainid").id if "domainid" in p else None)
+    physical.vlan = _vlan_ranges(ctx, p.get("vlan"), physical)
     ctx.session.add(physical)
     ctx.session.flush()
     networking.add_default_providers(ctx.session, physical)
@@ -83,11 +84,12 @@ def create_physical_network(ctx, p):
     return ctx.start_job("physicalnetwork.render", {"id": physical.uuid}, instance=physical)
 
 
-def _vlan_ranges(ctx, text: str | None) -> str | None:
+def _vlan_ranges(ctx, text: str | None, physical: PhysicalNetwork) -> str | None:
     if text is None:
         return None
+    maximum = networking.MAX_VNI if networking.isolation_of(physical) == "vxlan" else 4094
     try:
-        ranges = networking.parse_vlan_ranges(text)
+        ranges = networking.parse_vlan_ranges(text, maximum)
     except ValueError as exc:
         raise invalid(ctx, "vlan", str(exc)) from None
     return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges) or None
@@ -130,8 +132,8 @@ def update_physical_network(ctx, p):
     if "state" in p:
         physical.state = choice(ctx, "state", p["state"], STATES)
     if "vlan" in p:
-        new = _vlan_ranges(ctx, p["vlan"])
-        ranges = networking.parse_vlan_ranges(new)
+        new = _vlan_ranges(ctx, p["vlan"], physical)
+        ranges = networking.parse_vlan_ranges(new, networking.MAX_VNI)
         for taken in ctx.session.scalars(select(GuestVlan).where(GuestVlan.physical_network_id == physical.id)):
             network = ctx.session.get(Network, taken.network_id)
             if not network.vlan_specified and not any(a <= taken.vlan <= b for a, b in ranges):

@@ -15,7 +15,8 @@ from api.views.offerings import (
     disk_offering_view,
     service_offering_view,
 )
-from core.commands import ALL_ROLES, ROOT_ONLY, SUCCESS, P, api_command
+from core.commands import ALL_ROLES, MAX_GIB, ROOT_ONLY, SUCCESS, P, api_command
+from core.errors import PermissionDenied
 from core.model import DiskOffering, Domain, ServiceOffering, utcnow
 
 from .zones import choice, invalid
@@ -37,6 +38,18 @@ def visible_to_caller(ctx, column):
     if caller.is_domain_admin:
         visible = select(Domain.id).where(or_(Domain.path.in_(prefixes), Domain.path.startswith(path)))
     return or_(column.is_(None), column.in_(visible))
+
+
+def usable_service_offering(ctx, uuid: str, param: str = "serviceofferingid") -> ServiceOffering:
+    """The service offering a VM of the caller may take: one ``listServiceOfferings`` shows it
+    (public, or of a domain it sees; 531 otherwise) and not a system VM's offering (431)."""
+    offering = ctx.get(ServiceOffering, uuid, param, check_owner=False)
+    if offering.is_system:
+        raise invalid(ctx, param, f"{offering.name} is an offering of system VMs")
+    if not ctx.session.scalar(select(ServiceOffering.id).where(
+            ServiceOffering.id == offering.id, visible_to_caller(ctx, ServiceOffering.domain_id))):
+        raise PermissionDenied(f"Account {ctx.caller.account_name} may not use service offering {offering.uuid}")
+    return offering
 
 
 def _tags(values: list[str] | None) -> str | None:
@@ -63,7 +76,8 @@ def _domain_id(ctx, p: dict) -> int | None:
                  "offerha": P.boolean("true to offer high availability"),
                  "limitcpuuse": P.boolean("true to cap the CPU use at the offering's speed"),
                  "storagetype": P.string("shared (the default) or local"),
-                 "rootdisksize": P.long("the root disk size in GB (default: the template's size)", minimum=1),
+                 "rootdisksize": P.long("the root disk size in GB (default: the template's size)", minimum=1,
+                                        maximum=MAX_GIB),
                  "domainid": P.uuid("the domain the offering is for (none: public)"),
              })
 def create_service_offering(ctx, p):
@@ -145,7 +159,7 @@ def delete_service_offering(ctx, p):
              params={
                  "name": P.string("the name of the disk offering", required=True),
                  "displaytext": P.string("the display text (default: the name)", max_length=4096),
-                 "disksize": P.long("the size of the disk in GB (not with customized)", minimum=1),
+                 "disksize": P.long("the size of the disk in GB (not with customized)", minimum=1, maximum=MAX_GIB),
                  "customized": P.boolean("true if the size is chosen when the volume is made"),
                  "tags": P.list("the storage tags the volume's pool must carry"),
                  "storagetype": P.string("shared (the default) or local"),

@@ -91,6 +91,7 @@ def create_project(ctx, p):
                       domain_id=domain.id, role_id=roles.default_role(ctx.session, "User").id)
     ctx.session.add(account)
     ctx.session.flush()
+    limits.ensure_rows(ctx.session, account_id=account.id)
     project = Project(uuid=project_uuid, name=name, display_text=p.get("displaytext") or name, domain_id=domain.id,
                       project_account_id=account.id, state="Disabled")
     ctx.session.add(project)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from marshmallow import ValidationError
 from sqlalchemy import or_, select
 
 from api.views.compute import TEMPLATE_FIELDS, template_rows
 from core.access import can_reach, domain_ids_under
-from core.commands import ALL_ROLES, SUCCESS, P, api_command
+from core.commands import ALL_ROLES, SUCCESS, P, Uuid, api_command, escape_like
 from core.errors import InvalidParameterError, PermissionDenied
 from core.jobs import job_handler
 from core.model import OsType, Template, VirtualMachine, Zone
@@ -61,10 +62,13 @@ def register_template(ctx, p):
     if not url.startswith(("http://", "https://", "file://")):
         raise InvalidParameterError("url must be an http(s) URL")
     zone = None
-    if p["zoneid"] != "-1":
-        from core.commands import Uuid
-
-        zone = ctx.get(Zone, Uuid().deserialize(p["zoneid"]), "zoneid", check_owner=False)
+    if p["zoneid"].strip() != "-1":
+        try:
+            zone_uuid = Uuid().deserialize(p["zoneid"])
+        except ValidationError as exc:
+            raise InvalidParameterError(f"Unable to execute API command registertemplate due to invalid value for "
+                                        f"parameter zoneid: {exc.messages[0]}; give a zone's id or -1") from None
+        zone = ctx.get(Zone, zone_uuid, "zoneid", check_owner=False)
     if p.get("isfeatured") and ctx.caller.role_type == "User":
         raise PermissionDenied("only admins may register featured templates")
     os_type = (ctx.get(OsType, p["ostypeid"], "ostypeid", check_owner=False) if "ostypeid" in p else
@@ -145,11 +149,9 @@ def list_templates(ctx, p):
     zone_id = ctx.get(Zone, p["zoneid"], "zoneid", check_owner=False).id if "zoneid" in p else None
     # one row per template and zone: page over templates, then expand (CloudStack counts rows)
     rows = [row for t in ctx.session.scalars(
-        query.where(Template.name.ilike(f"%{p['keyword']}%")) if "keyword" in p else query).all()
-        for row in template_rows(ctx.session, t, zone_id)]
-    limit = ctx.cloud.config.get(ctx.session, "default.page.size")
-    size = min(p.get("pagesize") or limit, limit)
-    start = ((p.get("page") or 1) - 1) * size
+        query.where(Template.name.ilike(f"%{escape_like(p['keyword'])}%", escape="\\")) if "keyword" in p
+        else query).all() for row in template_rows(ctx.session, t, zone_id)]
+    size, start = ctx.page_window()
     return len(rows), rows[start:start + size]
 
 

@@ -13,7 +13,7 @@ from api.views.compute import VM_FIELDS, vm_load_options, vm_view
 from api.views.identity import prefetch_tags
 from api.views.vm_stats import STATS_FIELDS, stats_fields
 from core.access import can_reach, resource_owner
-from core.commands import ALL_ROLES, P, api_command, escape_like
+from core.commands import ALL_ROLES, MAX_GIB, P, api_command, escape_like
 from core.errors import InvalidParameterError, PermissionDenied
 from core.jobs import job_handler
 from core.model import Account, Host, Network, ServiceOffering, Template, VirtualMachine, Zone
@@ -21,6 +21,7 @@ from core.orchestration import vm as vm_ops
 from core.orchestration.networking import network_for_deploy
 from core.orchestration.vm_stats import running_vm_stats
 
+from .offerings import usable_service_offering
 from .tags import tag_filter
 
 GiB = 1024**3
@@ -98,7 +99,7 @@ def _user_data(text: str | None) -> str | None:
                  "hostid": P.uuid("destination host (admins)"),
                  "hypervisor": P.string("the hypervisor on which to deploy the virtual machine"),
                  "startvm": P.boolean("true by default: start the VM once it is created"),
-                 "rootdisksize": P.long("size of the root volume in GB", minimum=1),
+                 "rootdisksize": P.long("size of the root volume in GB", minimum=1, maximum=MAX_GIB),
                  "account": P.string("the account the VM is for (with domainid)"),
                  "domainid": P.uuid("the domain of that account"),
                  "projectid": P.uuid("the project the VM is for"),
@@ -114,7 +115,7 @@ def deploy_virtual_machine(ctx, p):
     zone = ctx.get(Zone, p["zoneid"], "zoneid", check_owner=False)
     if zone.allocation_state != "Enabled" and not ctx.caller.is_root_admin:
         raise PermissionDenied(f"zone {zone.name} is disabled")
-    offering = ctx.get(ServiceOffering, p["serviceofferingid"], "serviceofferingid", check_owner=False)
+    offering = usable_service_offering(ctx, p["serviceofferingid"])
     template = usable_template(ctx, p["templateid"])
     if "hostid" in p and not ctx.caller.is_root_admin:
         raise PermissionDenied("only a root admin may choose the host")
@@ -291,7 +292,7 @@ def update_virtual_machine(ctx, p):
              params={**ID, "serviceofferingid": P.uuid("the new service offering", required=True)})
 def change_service_for_virtual_machine(ctx, p):
     vm = _vm(ctx, p)
-    offering = ctx.get(ServiceOffering, p["serviceofferingid"], "serviceofferingid", check_owner=False)
+    offering = usable_service_offering(ctx, p["serviceofferingid"])
     vm_ops.change_offering(ctx.session, vm, offering)
     ctx.event("VM.UPGRADE", f"Changed the offering of VM {vm.name} to {offering.name}", vm)
     ctx.session.flush()

@@ -19,6 +19,7 @@ from core.model import (
     Pod,
     PublicIpAddress,
     Router,
+    ServiceOffering,
     VirtualMachine,
     VlanIpRange,
     Zone,
@@ -98,7 +99,10 @@ def network_view(session: Session, network: Network, *, admin: bool = False) -> 
         **owner_fields(session, network.account_id, network.domain_id),
     }
     if admin and network.vlan:
-        data.update(vlan=network.vlan, broadcasturi=f"vlan://{network.vlan}")
+        physical = session.get(PhysicalNetwork, network.physical_network_id) if network.physical_network_id else None
+        scheme = "vxlan" if physical is not None and not network.vlan_specified and \
+            (physical.isolation_methods or "").upper().startswith("VXLAN") else "vlan"
+        data.update(vlan=network.vlan, broadcasturi=f"{scheme}://{network.vlan}")
     return compact(data)
 
 
@@ -125,6 +129,7 @@ def offering_view(session: Session, offering: NetworkOffering) -> dict:
         "ispersistent": offering.is_persistent, "supportsstrechedl2subnet": False, "supportspublicaccess": False,
         "service": service_list(offering.providers(), offering.details), "created": cs_date(offering.created),
         "domainid": _uuid(session, Domain, offering.domain_id),
+        "serviceofferingid": _uuid(session, ServiceOffering, offering.service_offering_id),
         "internetprotocol": "IPv4",
     })
 

@@ -12,11 +12,6 @@ from core.model import Network, NetworkRule, PublicIpAddress, RemoteAccessVpn, V
 from .common import OWNER_FIELDS, compact, owner_fields
 
 
-def _state(state: str) -> str:
-    # CloudStack shows Add as Staged/Add and Revoke as Revoke; Active is what clients wait for
-    return state
-
-
 PF_FIELDS = {
     "id": "the ID of the rule", "protocol": "tcp or udp", "publicport": "the first public port",
     "publicendport": "the last public port", "privateport": "the first private port",
@@ -36,7 +31,7 @@ def pf_view(session: Session, rule: NetworkRule) -> dict:
         "privateendport": str(rule.dest_port_end), "virtualmachineid": vm.uuid if vm else None,
         "virtualmachinename": vm.name if vm else None, "virtualmachinedisplayname": vm.display_name if vm else None,
         "vmguestip": rule.dest_ip, "ipaddressid": address.uuid if address else None,
-        "ipaddress": address.address if address else None, "state": _state(rule.state),
+        "ipaddress": address.address if address else None, "state": rule.state,
         "cidrlist": ",".join(rule.source_cidrs or []), "networkid": session.get(Network, rule.network_id).uuid,
         "fordisplay": rule.for_display, "tags": [],
         **owner_fields(session, rule.account_id, rule.domain_id),
@@ -58,7 +53,7 @@ def firewall_view(session: Session, rule: NetworkRule) -> dict:
         "id": rule.uuid, "protocol": rule.protocol,
         "startport": rule.start_port, "endport": rule.end_port,
         "ipaddressid": address.uuid if address else None, "ipaddress": address.address if address else None,
-        "networkid": session.get(Network, rule.network_id).uuid, "state": _state(rule.state),
+        "networkid": session.get(Network, rule.network_id).uuid, "state": rule.state,
         "cidrlist": ",".join(rule.source_cidrs or []),
         "destcidrlist": ",".join(rule.dest_cidrs or []) if rule.traffic_type == "Egress" else None,
         "icmptype": rule.icmp_type, "icmpcode": rule.icmp_code, "traffictype": rule.traffic_type,
@@ -100,7 +95,7 @@ def lb_view(session: Session, rule: NetworkRule) -> dict:
         "publicipid": address.uuid if address else None, "publicip": address.address if address else None,
         "publicport": str(rule.start_port), "privateport": str(rule.dest_port_start), "algorithm": rule.algorithm,
         "networkid": session.get(Network, rule.network_id).uuid, "cidrlist": ",".join(rule.source_cidrs or []),
-        "state": _state(rule.state), "zoneid": zone.uuid if zone else None, "zonename": zone.name if zone else None,
+        "state": rule.state, "zoneid": zone.uuid if zone else None, "zonename": zone.name if zone else None,
         "protocol": rule.lb_protocol or "tcp", "fordisplay": rule.for_display, "tags": [],
         **owner_fields(session, rule.account_id, rule.domain_id),
     })

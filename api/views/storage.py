@@ -60,7 +60,8 @@ SNAPSHOT_FIELDS = {
     "id": "ID of the snapshot", "name": "name of the snapshot", "snapshottype": "MANUAL, or the interval of the "
     "policy that took it", "intervaltype": "MANUAL, HOURLY, DAILY, WEEKLY or MONTHLY", "state": "the state: "
     "BackedUp means ready to use; BackingUp: being backed up to secondary storage",
-    "volumeid": "ID of the disk volume", "volumename": "name of the disk volume", "volumetype": "type of the disk volume",
+    "volumeid": "ID of the disk volume", "volumename": "name of the disk volume",
+    "volumetype": "type of the disk volume",
     "created": "the date the snapshot was created", "zoneid": "id of the availability zone",
     "zonename": "name of the availability zone", "physicalsize": "physical size of the backup on the image store",
     "virtualsize": "virtual size of the backed up volume", "revertable": "true if the volume can be reverted to it",

@@ -95,6 +95,8 @@ class NetworkOffering(Resource, Base):
     network_rate: Mapped[int | None] = mapped_column()
     tags: Mapped[str | None] = mapped_column(String(4096))
     domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id"))
+    #: the (system) service offering of the offering's routers, as CloudStack names one
+    service_offering_id: Mapped[int | None] = mapped_column(ForeignKey("service_offering.id"))
     #: LB/source-NAT capabilities CloudStack keeps as columns: {"SupportedLbAlgorithms": ..., ...}
     details: Mapped[dict] = mapped_column(default=dict)
 

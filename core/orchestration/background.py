@@ -1,7 +1,7 @@
-"""The management server's periodic work: ping hosts, follow their power reports,
-settle anything stuck, expunge VMs destroyed longer than ``expunge.delay`` ago, and take
-the snapshots policies schedule (``snapshots.storage_pass``, which also settles volumes
-and snapshots left stuck).
+"""The management server's periodic work: settle jobs whose worker died (and what they
+left: VMs, template downloads), ping hosts, follow their power reports, expunge VMs
+destroyed longer than ``expunge.delay`` ago, and the storage steps (``snapshots.STEPS``:
+scheduled snapshots, volumes and snapshots left stuck, pools' copies of deleted templates).
 
 One daemon thread per serving process; each pass is a sequence of short
 transactions, and a failing step is logged and retried on the next pass.
@@ -16,7 +16,7 @@ import threading
 from sqlalchemy import select
 
 from ..model import VirtualMachine, utcnow
-from . import infrastructure, recovery, snapshots
+from . import infrastructure, recovery, snapshots, usage
 from . import vm as vm_ops
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,20 @@ log = logging.getLogger(__name__)
 
 def one_pass(cloud) -> None:
     """Everything the periodic thread does, once (tests call it directly)."""
-    for name, step in (("ping hosts", infrastructure.ping_hosts), ("power-state sync", recovery.sync_power_states),
-                       ("settle stuck VMs", recovery.settle_transitional_vms), ("expunge", expunge_due),
-                       ("storage", snapshots.storage_pass)):
+    # dead jobs first: a VM whose job died is "busy" for the steps after until its job is settled
+    for name, step in (("settle dead jobs", _settle_dead_jobs), ("ping hosts", infrastructure.ping_hosts),
+                       ("power-state sync", recovery.sync_power_states),
+                       ("settle stuck VMs", recovery.settle_transitional_vms),
+                       ("settle template downloads", recovery.settle_template_downloads), ("expunge", expunge_due),
+                       *snapshots.STEPS, *usage.STEPS):
         try:
             step(cloud)
         except Exception:  # keep the other steps and the next pass going; the log says what broke
             log.exception("periodic step %r failed", name)
+
+
+def _settle_dead_jobs(cloud) -> list[str]:
+    return cloud.jobs.recover(startup=False)
 
 
 def expunge_due(cloud) -> list[str]:

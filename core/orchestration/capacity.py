@@ -33,6 +33,15 @@ def delete_capacity(session: Session, *, host_id: int | None = None, pool_id: in
         session.delete(row)
 
 
+def lock(session: Session, *, host_id: int | None = None, pool_id: int | None = None) -> None:
+    """Hold the host's or pool's capacity rows until the transaction ends, waiting first for
+    every transaction that is reserving on them. A removal takes this before it looks for
+    what uses the resource, so it sees the deploys that reserved it meanwhile (on SQLite
+    every write transaction is serialised anyway)."""
+    owner = Capacity.host_id == host_id if host_id is not None else Capacity.pool_id == pool_id
+    session.execute(select(Capacity.id).where(owner).with_for_update()).all()
+
+
 def reserve(session: Session, capacity_type: int, amount: int, limit: float, *,
             host_id: int | None = None, pool_id: int | None = None) -> bool:
     """Add ``amount`` to ``used`` if the result stays within ``limit``; False if it would not."""

@@ -164,6 +164,7 @@ def remove_host(cloud, session: Session, host: Host, *, forced: bool = False) ->
     the power-state sync); an unreachable host's VMs are recorded Stopped, so they
     can be started elsewhere. The driver forgets the host after the commit.
     """
+    capacity.lock(session, host_id=host.id)  # a deploy reserving on the host now is seen below
     vms = vms_on_host(session, host)
     if vms and not forced:
         names = ", ".join(vm.instance_name or vm.name for vm in vms)
@@ -459,6 +460,7 @@ def remove_storage_pool(cloud, session: Session, pool: StoragePool, *, forced: b
     """Remove ``pool`` and its capacity row. 536 while volumes live on it (with
     ``forced``, destroyed volumes waiting to be expunged do not count). The driver
     forgets the pool after the commit."""
+    capacity.lock(session, pool_id=pool.id)  # a volume being placed on the pool now is counted below
     count = volumes_on_pool(session, pool, include_destroyed=not forced)
     if count:
         raise ResourceInUseError(
@@ -490,9 +492,11 @@ def run_pool_maintenance(cloud, pool_uuid: str, caller=None) -> None:
         pool = _pool(session, pool_uuid)
         if pool.status != PoolStatus.PREPARE_FOR_MAINTENANCE:
             return  # cancelled meanwhile
-        busy = session.scalars(select(VirtualMachine).join(Volume, Volume.vm_id == VirtualMachine.id).where(
-            Volume.pool_id == pool.id, Volume.removed.is_(None), VirtualMachine.removed.is_(None),
-            VirtualMachine.state.in_([s.value for s in ON_HOST])).distinct().order_by(VirtualMachine.id)).all()
+        # IN, not JOIN + DISTINCT: PostgreSQL has no equality for the JSON columns DISTINCT compares
+        busy = session.scalars(select(VirtualMachine).where(
+            VirtualMachine.id.in_(select(Volume.vm_id).where(Volume.pool_id == pool.id, Volume.removed.is_(None))),
+            VirtualMachine.removed.is_(None),
+            VirtualMachine.state.in_([s.value for s in ON_HOST])).order_by(VirtualMachine.id)).all()
         if not busy:
             pool.status = PoolStatus.MAINTENANCE
             record(session, "MAINT.PREPARE.PS", f"Storage pool {pool.name} is in maintenance", resource=pool,

@@ -175,9 +175,37 @@ def _domain_chain(session: Session, domain: Domain) -> list[Domain]:
 # -- counts --------------------------------------------------------------------------
 
 
+def ensure_rows(session: Session, *, account_id: int | None = None, domain_id: int | None = None) -> None:
+    """Make the count rows (at 0) of every type for a new account or domain, in the transaction
+    that creates it: then ``reserve`` only ever UPDATEs, which concurrent deploys can do
+    without the insert races (MariaDB deadlocks) that making rows on first use would have."""
+    owner = (ResourceCount.account_id == account_id) if account_id is not None else (ResourceCount.domain_id == domain_id)
+    present = set(session.scalars(select(ResourceCount.resource_type).where(owner)))
+    session.add_all(ResourceCount(account_id=account_id, domain_id=domain_id, resource_type=int(rtype), count=0)
+                    for rtype in ResourceType if int(rtype) not in present)
+    session.flush()
+
+
+def seed(session: Session) -> None:
+    """Count rows for every live domain and account that lacks them (bootstrap; idempotent)."""
+    have_domains = set(session.scalars(select(ResourceCount.domain_id).where(ResourceCount.domain_id.is_not(None))
+                                       .group_by(ResourceCount.domain_id)
+                                       .having(func.count() >= len(ResourceType))))
+    have_accounts = set(session.scalars(select(ResourceCount.account_id).where(ResourceCount.account_id.is_not(None))
+                                        .group_by(ResourceCount.account_id)
+                                        .having(func.count() >= len(ResourceType))))
+    for domain_id in session.scalars(select(Domain.id).where(Domain.removed.is_(None))):
+        if domain_id not in have_domains:
+            ensure_rows(session, domain_id=domain_id)
+    for account_id in session.scalars(select(Account.id).where(Account.removed.is_(None))):
+        if account_id not in have_accounts:
+            ensure_rows(session, account_id=account_id)
+
+
 def _row_id(session: Session, rtype: ResourceType, *, account_id: int | None = None,
             domain_id: int | None = None) -> int:
-    """The id of the count row of this owner and type, made (at 0) when missing."""
+    """The id of the count row of this owner and type, made (at 0) when missing (an account made
+    without ``ensure_rows``)."""
     owner = (ResourceCount.account_id == account_id) if account_id is not None else (ResourceCount.domain_id == domain_id)
     query = select(ResourceCount.id).where(owner, ResourceCount.resource_type == int(rtype))
     row_id = session.scalar(query)
@@ -406,5 +434,5 @@ def recount(session: Session, domain: Domain, *, account: Account | None = None,
                                                         ResourceCount.resource_type == int(rtype)).values(count=total))
 
 
-__all__ = ["ResourceType", "reserve", "reserve_many", "release", "release_many", "check_room", "register_counter",
+__all__ = ["ResourceType", "ensure_rows", "seed", "reserve", "reserve_many", "release", "release_many", "check_room", "register_counter",
            "recount", "account_limit", "domain_limit", "set_limit", "count_of", "vm_amounts", "UNLIMITED"]

@@ -111,9 +111,31 @@ DEFAULT_OFFERINGS = [
 # -- seeding ---------------------------------------------------------------------------------
 
 
+ROUTER_SERVICE_OFFERING = "System Offering For Software Router"
+
+
+def router_service_offering(session: Session):
+    """CloudStack's system service offering for virtual routers (made when missing). Strato's
+    routers are namespaces and take no host capacity; offerings name it because clients
+    (libcloud) read ``serviceofferingid``."""
+    from ..model import ServiceOffering
+
+    offering = session.scalar(select(ServiceOffering).where(ServiceOffering.name == ROUTER_SERVICE_OFFERING,
+                                                            ServiceOffering.is_system.is_(True)))
+    if offering is None:
+        offering = ServiceOffering(name=ROUTER_SERVICE_OFFERING, display_text=ROUTER_SERVICE_OFFERING, cpu_number=1,
+                                   cpu_speed=500, memory=256, is_system=True)
+        session.add(offering)
+        session.flush()
+    return offering
+
+
 def seed_network_offerings(session: Session) -> None:
     """Add CloudStack's default network offerings that are missing (Enabled, as CloudStack ships them)."""
     present = set(session.scalars(select(NetworkOffering.unique_name).where(NetworkOffering.unique_name.is_not(None))))
+    if len(present) >= len(DEFAULT_OFFERINGS):
+        return
+    router_offering = router_service_offering(session)
     for unique, text, guest_type, availability, specify_vlan, specify_ranges, services in DEFAULT_OFFERINGS:
         if unique in present:
             continue
@@ -121,7 +143,7 @@ def seed_network_offerings(session: Session) -> None:
             name=unique, unique_name=unique, display_text=text, guest_type=guest_type, traffic_type="Guest",
             state="Enabled", availability=availability, is_default=True, specify_vlan=specify_vlan,
             specify_ip_ranges=specify_ranges, conserve_mode=True, egress_default_policy=True,
-            details=_default_capabilities(services))
+            details=_default_capabilities(services), service_offering_id=router_offering.id)
         offering.services = [NetworkOfferingService(service=s, provider=VIRTUAL_ROUTER) for s in services]
         session.add(offering)
     session.flush()
@@ -229,7 +251,17 @@ def add_default_providers(session: Session, physical: PhysicalNetwork) -> None:
     session.flush()
 
 
-def parse_vlan_ranges(text: str | None) -> list[tuple[int, int]]:
+MAX_VNI = 16777214
+
+
+def isolation_of(physical: PhysicalNetwork | None) -> str:
+    """"vxlan" when the physical network isolates guests with VXLAN, else "vlan" (CloudStack
+    keeps VNI ranges in the same ``vlan`` field)."""
+    methods = [m.strip().upper() for m in ((physical.isolation_methods if physical else None) or "VLAN").split(",")]
+    return "vxlan" if methods and methods[0] == "VXLAN" else "vlan"
+
+
+def parse_vlan_ranges(text: str | None, maximum: int = 4094) -> list[tuple[int, int]]:
     """CloudStack's "100-199,300" as [(100, 199), (300, 300)]; ValueError when malformed."""
     ranges = []
     for part in (text or "").split(","):
@@ -238,8 +270,8 @@ def parse_vlan_ranges(text: str | None) -> list[tuple[int, int]]:
             continue
         low, _, high = part.partition("-")
         start, end = int(low), int(high or low)
-        if not 1 <= start <= end <= 4094:
-            raise ValueError(f"{part} is not a VLAN range within 1-4094")
+        if not 1 <= start <= end <= maximum:
+            raise ValueError(f"{part} is not a range within 1-{maximum}")
         ranges.append((start, end))
     return ranges
 
@@ -493,7 +525,9 @@ def network_spec(session: Session, network: Network, *, router_state: str | None
         "uuid": network.uuid, "name": network.name, "guest_type": network.guest_type, "cidr": network.cidr,
         "gateway": network.gateway, "netmask": network.netmask, "vlan": network.vlan,
         "network_domain": network.network_domain, "dns": upstream, "services": services,
-        "guest": {"uplink": traffic_label(session, network.zone_id, "Guest", network.physical_network_id)},
+        "guest": {"uplink": traffic_label(session, network.zone_id, "Guest", network.physical_network_id),
+                  "isolation": isolation_of(session.get(PhysicalNetwork, network.physical_network_id)
+                                            if network.physical_network_id else None)},
         "router": {"state": state, "name": router.name if router is not None else f"r-{network.id}-VM",
                    "guest_ip": guest_ip},
         "public": _public_section(session, network, addresses) if "SourceNat" in services or addresses else None,
@@ -581,7 +615,8 @@ def _allocate_guest_vlan(session: Session, network: Network) -> None:
     if network.vlan is not None or network.physical_network_id is None or network.guest_type != "Isolated":
         return
     physical = session.get(PhysicalNetwork, network.physical_network_id)
-    ranges = parse_vlan_ranges(physical.vlan) if "VLAN" in (physical.isolation_methods or "VLAN").upper() else []
+    methods = {m.strip() for m in (physical.isolation_methods or "VLAN").upper().split(",")}
+    ranges = parse_vlan_ranges(physical.vlan, MAX_VNI) if methods & {"VLAN", "VXLAN"} else []
     if not ranges:
         return
     taken = set(session.scalars(select(GuestVlan.vlan).where(GuestVlan.physical_network_id == physical.id)))
@@ -628,10 +663,17 @@ def acquire_public_ip(session: Session, zone: Zone, owner: Account, network: Net
     raise InsufficientCapacityError(f"could not take a public IP address in zone {zone.name}: too much contention")
 
 
+def delete_rules(session: Session, rules: Iterable[NetworkRule]) -> None:
+    """Delete rules, the firewall rules opened for another rule (``related_id``) first."""
+    rules = list(rules)
+    for rule in sorted(rules, key=lambda r: r.related_id is None):
+        session.delete(rule)
+        session.flush()
+
+
 def release_public_ip(session: Session, address: PublicIpAddress) -> None:
     """Free an address and remove what was on it (rules, VPN). In the caller's transaction."""
-    for rule in session.scalars(select(NetworkRule).where(NetworkRule.ip_address_id == address.id)):
-        session.delete(rule)
+    delete_rules(session, session.scalars(select(NetworkRule).where(NetworkRule.ip_address_id == address.id)))
     for vpn in session.scalars(select(RemoteAccessVpn).where(RemoteAccessVpn.ip_address_id == address.id)):
         session.delete(vpn)
     session.flush()
@@ -664,6 +706,7 @@ def implement(cloud, network_uuid: str, *, caller=None) -> None:
             if network.state != NetworkState.IMPLEMENTED:
                 network.state = NetworkState.IMPLEMENTING
             spec = network_spec(session, network, router_state=RouterState.RUNNING)
+            spec["full_apply"] = True  # a (re)start overwrites whatever the router holds
         _apply(cloud, element, network_uuid, spec, caller=caller, starting=True)
 
 
@@ -803,8 +846,7 @@ def shutdown_and_delete(cloud, network_uuid: str, *, caller=None) -> None:
             network = _network(session, network_uuid)
             for address in session.scalars(select(PublicIpAddress).where(PublicIpAddress.network_id == network.id)):
                 release_public_ip(session, address)
-            for rule in session.scalars(select(NetworkRule).where(NetworkRule.network_id == network.id)):
-                session.delete(rule)
+            delete_rules(session, session.scalars(select(NetworkRule).where(NetworkRule.network_id == network.id)))
             for vpn in session.scalars(select(RemoteAccessVpn).where(RemoteAccessVpn.network_id == network.id)):
                 session.delete(vpn)
             for vlan in session.scalars(select(GuestVlan).where(GuestVlan.network_id == network.id)):
@@ -824,7 +866,9 @@ def shutdown_and_delete(cloud, network_uuid: str, *, caller=None) -> None:
 
 def apply_rules(cloud, network_uuid: str, *, added: Iterable[str] = (), revoked: Iterable[str] = (),
                 members_added: Iterable[int] = (), members_revoked: Iterable[int] = (),
-                users_added: Iterable[str] = (), users_revoked: Iterable[str] = (), caller=None) -> str:
+                users_added: Iterable[str] = (), users_revoked: Iterable[str] = (),
+                policies_added: Iterable[str] = (), policies_revoked: Iterable[str] = (),
+                vpns_added: Iterable[str] = (), vpns_revoked: Iterable[str] = (), caller=None) -> str:
     """Put rule changes the database holds (``Add`` / ``Revoke`` rows) on the router and
     settle them; see the module docstring for the failure contract. Returns how the
     router's packet filter changed ("not running" when there is no running router: the
@@ -832,53 +876,80 @@ def apply_rules(cloud, network_uuid: str, *, added: Iterable[str] = (), revoked:
     added, revoked = list(added), list(revoked)
     members_added, members_revoked = list(members_added), list(members_revoked)
     users_added, users_revoked = list(users_added), list(users_revoked)
+    changes = dict(added=added, revoked=revoked, members_added=members_added, members_revoked=members_revoked,
+                   users_added=users_added, users_revoked=users_revoked, policies_added=list(policies_added),
+                   policies_revoked=list(policies_revoked), vpns_added=list(vpns_added),
+                   vpns_revoked=list(vpns_revoked))
     with network_lock(cloud, network_uuid):
         try:
             how = apply(cloud, network_uuid, caller=caller, mark_error=False)
         except StratoError:
-            _settle_rules(cloud, added, revoked, members_added, members_revoked, users_added, users_revoked,
-                          success=False)
+            settle_changes(cloud, **changes, success=False)
             try:
                 apply(cloud, network_uuid, caller=caller)
             except StratoError:  # the router stays in Error with its reason; the first error is the answer
                 log.warning("re-applying network %s after a refused change failed too", network_uuid)
             raise
-        _settle_rules(cloud, added, revoked, members_added, members_revoked, users_added, users_revoked,
-                      success=True)
+        settle_changes(cloud, **changes, success=True)
         return how
 
 
-def _settle_rules(cloud, added, revoked, members_added, members_revoked, users_added, users_revoked, *,
-                  success: bool) -> None:
+def settle_changes(cloud, *, added=(), revoked=(), members_added=(), members_revoked=(), users_added=(),
+                   users_revoked=(), policies_added=(), policies_revoked=(), vpns_added=(), vpns_revoked=(),
+                   success: bool) -> None:
+    """Make a change the router now has final (``success``: Add rows Active, Revoke rows
+    gone) or take it back (Add rows gone, Revoke rows Active again), in one transaction."""
+    from ..model import StickinessPolicy
+
     with cloud.db.transaction() as session:
-        for rule in session.scalars(select(NetworkRule).where(NetworkRule.uuid.in_(added))) if added else ():
+        for vpn in session.scalars(select(RemoteAccessVpn).where(
+                RemoteAccessVpn.uuid.in_(list(vpns_added)))) if vpns_added else ():
             if success:
-                rule.state = RuleState.ACTIVE
+                vpn.state = "Running"
             else:
-                session.delete(rule)
-        for rule in session.scalars(select(NetworkRule).where(NetworkRule.uuid.in_(revoked))) if revoked else ():
+                session.delete(vpn)
+        for vpn in session.scalars(select(RemoteAccessVpn).where(
+                RemoteAccessVpn.uuid.in_(list(vpns_revoked)))) if vpns_revoked else ():
             if success:
-                session.delete(rule)
+                session.delete(vpn)
             else:
-                rule.state = RuleState.ACTIVE
+                vpn.state = "Running"
+        for policy in session.scalars(select(StickinessPolicy).where(
+                StickinessPolicy.uuid.in_(list(policies_added)))) if policies_added else ():
+            if success:
+                policy.state = RuleState.ACTIVE
+            else:
+                session.delete(policy)
+        for policy in session.scalars(select(StickinessPolicy).where(
+                StickinessPolicy.uuid.in_(list(policies_revoked)))) if policies_revoked else ():
+            if success:
+                session.delete(policy)
+            else:
+                policy.state = RuleState.ACTIVE
+        new = session.scalars(select(NetworkRule).where(NetworkRule.uuid.in_(list(added)))).all() if added else []
+        gone = session.scalars(select(NetworkRule).where(NetworkRule.uuid.in_(list(revoked)))).all() if revoked else []
+        for rule in new if success else gone:
+            rule.state = RuleState.ACTIVE
+        delete_rules(session, gone if success else new)
         for member in session.scalars(select(LoadBalancerMember).where(
-                LoadBalancerMember.id.in_(members_added))) if members_added else ():
+                LoadBalancerMember.id.in_(list(members_added)))) if members_added else ():
             if success:
                 member.state = RuleState.ACTIVE
             else:
                 session.delete(member)
         for member in session.scalars(select(LoadBalancerMember).where(
-                LoadBalancerMember.id.in_(members_revoked))) if members_revoked else ():
+                LoadBalancerMember.id.in_(list(members_revoked)))) if members_revoked else ():
             if success:
                 session.delete(member)
             else:
                 member.state = RuleState.ACTIVE
-        for user in session.scalars(select(VpnUser).where(VpnUser.uuid.in_(users_added))) if users_added else ():
+        for user in session.scalars(select(VpnUser).where(VpnUser.uuid.in_(list(users_added)))) if users_added else ():
             if success:
                 user.state = RuleState.ACTIVE
             else:
                 session.delete(user)
-        for user in session.scalars(select(VpnUser).where(VpnUser.uuid.in_(users_revoked))) if users_revoked else ():
+        for user in session.scalars(select(VpnUser).where(
+                VpnUser.uuid.in_(list(users_revoked)))) if users_revoked else ():
             if success:
                 session.delete(user)
             else:
@@ -914,12 +985,10 @@ def forget_vm(session: Session, vm_id: int) -> set[int]:
     """Remove what names an expunged VM: port-forwarding rules, load-balancer membership,
     static NAT. Returns the ids of the networks whose routers change."""
     touched: set[int] = set()
-    for rule in session.scalars(select(NetworkRule).where(NetworkRule.vm_id == vm_id)):
+    for rule in session.scalars(select(NetworkRule).where(NetworkRule.vm_id == vm_id)).all():
         touched.add(rule.network_id)
         related = session.scalars(select(NetworkRule).where(NetworkRule.related_id == rule.id)).all()
-        for item in related:
-            session.delete(item)
-        session.delete(rule)
+        delete_rules(session, [*related, rule])
     for member in session.scalars(select(LoadBalancerMember).where(LoadBalancerMember.vm_id == vm_id)):
         touched.add(member.rule.network_id)
         session.delete(member)
@@ -984,6 +1053,38 @@ def release_vm_nics(cloud, vm_uuid: str, spec: VmSpec) -> None:
                     element.release_nic(network_dict, nic, spec)
                 except Exception:  # the VM is off either way; the log says which element failed
                     log.exception("releasing NIC %s on network %s failed", mac, network_dict["uuid"])
+
+
+# -- recovery -------------------------------------------------------------------------------------
+
+
+def settle_interrupted(cloud) -> list[str]:
+    """At start-up: a network left Implementing, or a router left Starting or Stopping, by a
+    process that died (no pending job works on it or on a VM of it) goes to Error with the
+    reason, so it shows and ``restartNetwork`` repairs it. Returns the networks' uuids."""
+    from ..model import AsyncJob, JobStatus
+
+    with cloud.db.transaction() as session:
+        busy = set(session.scalars(select(AsyncJob.instance_uuid).where(
+            AsyncJob.status == JobStatus.PENDING, AsyncJob.instance_uuid.is_not(None))))
+        stuck = session.scalars(select(Network).where(Network.removed.is_(None), or_(
+            Network.state == NetworkState.IMPLEMENTING, Network.id.in_(select(Router.network_id).where(
+                Router.removed.is_(None), Router.state.in_((RouterState.STARTING, RouterState.STOPPING))))))).all()
+        settled = []
+        for network in stuck:
+            vms = set(session.scalars(select(VirtualMachine.uuid).join(Nic, Nic.vm_id == VirtualMachine.id)
+                                      .where(Nic.network_id == network.id)))
+            if network.uuid in busy or vms & busy:
+                continue
+            reason = "interrupted: the management server or worker changing the router stopped; restart the network"
+            router = router_of(session, network)
+            if router is not None and router.state in (RouterState.STARTING, RouterState.STOPPING):
+                router.state, router.last_error = RouterState.ERROR, reason
+            network.state = NetworkState.ERROR
+            record(session, "ROUTER.ERROR", f"The router of network {network.name} was {reason}", level="ERROR",
+                   resource=network, plugins=cloud.plugins)
+            settled.append(network.uuid)
+        return settled
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Settling what a dead process left behind, and keeping the database in step with the hosts.
 
 ``recover`` runs at start-up: dead jobs are failed, unclaimed ones re-queued
-(``JobQueue.recover``), and every VM left in a transitional state with no live
-job is settled from what its host reports. ``sync_power_states`` runs
-periodically: a VM that powered itself off becomes Stopped; a VM running
+(``JobQueue.recover``), every VM left in a transitional state with no live
+job is settled from what its host reports, and template downloads no job carries
+on end in an error; the periodic pass does the same while the server runs.
+``sync_power_states`` runs periodically: a VM that powered itself off becomes Stopped; a VM running
 where the database has it stopped becomes Running; a VM the host runs but
 Strato does not know is reported as an event, never destroyed.
 """
@@ -18,7 +19,18 @@ from sqlalchemy import select
 from ..drivers import PowerState
 from ..errors import StratoError
 from ..events import record
-from ..model import AsyncJob, CapacityType, Host, HostStatus, JobStatus, VirtualMachine, utcnow
+from ..model import (
+    AsyncJob,
+    CapacityType,
+    DownloadState,
+    Host,
+    HostStatus,
+    JobStatus,
+    Template,
+    TemplateStoreRef,
+    VirtualMachine,
+    utcnow,
+)
 from . import capacity, vm as vm_ops
 from .vm_states import TRANSITIONAL, Event, State, transition
 
@@ -26,15 +38,45 @@ log = logging.getLogger(__name__)
 
 
 def recover(cloud) -> dict:
-    """Returns what was settled: {"jobs": [...failed job uuids], "vms": {vm uuid: new state}}."""
+    """Returns what was settled: {"jobs": [...failed job uuids], "vms": {vm uuid: new state},
+    "templates": [...uuids of templates whose download was cut short], "networks": [...uuids
+    of networks whose router change was cut short]}."""
+    from .networking import settle_interrupted
+
     failed = cloud.jobs.recover()
-    return {"jobs": failed, "vms": settle_transitional_vms(cloud)}
+    return {"jobs": failed, "vms": settle_transitional_vms(cloud), "templates": settle_template_downloads(cloud),
+            "networks": settle_interrupted(cloud)}
+
+
+def _busy(session) -> set[str]:
+    """The resources a pending job is working on (their uuids)."""
+    return set(session.scalars(select(AsyncJob.instance_uuid).where(
+        AsyncJob.status == JobStatus.PENDING, AsyncJob.instance_uuid.is_not(None))))
+
+
+def settle_template_downloads(cloud) -> list[str]:
+    """A download no pending job carries on (its job died) ends in DOWNLOAD_ERROR saying
+    so, rather than showing "in progress" for ever. Returns the templates' uuids."""
+    unfinished = (DownloadState.NOT_DOWNLOADED, DownloadState.DOWNLOAD_IN_PROGRESS)
+    settled: set[str] = set()
+    with cloud.db.transaction() as session:
+        busy = _busy(session)
+        rows = session.execute(select(TemplateStoreRef, Template.uuid).join(
+            Template, Template.id == TemplateStoreRef.template_id).where(
+            TemplateStoreRef.download_state.in_(unfinished), Template.removed.is_(None))).all()
+        for ref, template_uuid in rows:
+            if template_uuid in busy:
+                continue
+            ref.download_state = DownloadState.DOWNLOAD_ERROR
+            ref.error = ("The download was interrupted: the management server or worker doing it stopped; "
+                         "delete the template and register it again")
+            settled.add(template_uuid)
+    return sorted(settled)
 
 
 def settle_transitional_vms(cloud) -> dict[str, str]:
     with cloud.db.transaction() as session:
-        busy = set(session.scalars(select(AsyncJob.instance_uuid).where(
-            AsyncJob.status == JobStatus.PENDING, AsyncJob.instance_uuid.is_not(None))))
+        busy = _busy(session)
         stuck = [(vm.uuid, vm.state) for vm in session.scalars(select(VirtualMachine).where(
             VirtualMachine.state.in_([s.value for s in TRANSITIONAL]), VirtualMachine.removed.is_(None)))
             if vm.uuid not in busy]

@@ -488,7 +488,7 @@ def delete_policy(session: Session, policy: SnapshotPolicy) -> None:
 def run_due_policies(cloud, now: dt.datetime | None = None) -> list[str]:
     """Queue a snapshot for each policy whose time has come; returns the snapshots' uuids.
     A policy whose volume cannot be snapshotted now is skipped until its next run (with
-    a WARN event saying why)."""
+    a WARN event saying why); one whose volume is gone is deleted."""
     now = now or utcnow()
     with cloud.db.transaction() as session:
         due = [(p.id, p.next_run) for p in session.scalars(
@@ -499,23 +499,30 @@ def run_due_policies(cloud, now: dt.datetime | None = None) -> list[str]:
             policy = session.get(SnapshotPolicy, policy_id)
             if policy is None:
                 continue
+            if policy.volume.removed is not None:  # a root volume gone with its VM: so is its policy
+                delete_policy(session, policy)
+                continue
             following = next_run(policy.interval_type, policy.schedule, policy.timezone, now)
             claimed = session.execute(update(SnapshotPolicy).where(
                 SnapshotPolicy.id == policy_id, SnapshotPolicy.next_run == when).values(next_run=following)
                 .execution_options(synchronize_session=False)).rowcount
-            if not claimed:
-                continue  # another management server took this run
-            volume = policy.volume
-            try:
+        if not claimed:
+            continue  # another management server took this run
+        try:
+            with cloud.db.transaction() as session:  # its own: a refusal (a limit) rolls back whole
+                policy = session.get(SnapshotPolicy, policy_id)
+                volume = policy.volume
                 snapshot = allocate(cloud, session, volume, policy=policy)
-            except StratoError as exc:
+                cloud.jobs.submit(session, command="createSnapshot", handler="snapshot.policy",
+                                  params={"snapshot": snapshot.uuid, "volume": volume.uuid}, caller=None,
+                                  instance_type="Snapshot", instance_uuid=snapshot.uuid)
+                queued.append(snapshot.uuid)
+        except StratoError as exc:
+            with cloud.db.transaction() as session:
+                policy = session.get(SnapshotPolicy, policy_id)
                 record(session, "SNAPSHOT.CREATE", f"Skipped the {policy.interval_type} snapshot of volume "
-                       f"{volume.name}: {exc.message}", resource=volume, level="WARN", plugins=cloud.plugins)
-                continue
-            cloud.jobs.submit(session, command="createSnapshot", handler="snapshot.policy",
-                              params={"snapshot": snapshot.uuid, "volume": volume.uuid}, caller=None,
-                              instance_type="Snapshot", instance_uuid=snapshot.uuid)
-            queued.append(snapshot.uuid)
+                       f"{policy.volume.name}: {exc.message}", resource=policy.volume, level="WARN",
+                       plugins=cloud.plugins)
     return queued
 
 
@@ -596,15 +603,19 @@ limits.register_counter(limits.ResourceType.SNAPSHOT, _count_snapshots)
 limits.register_counter(limits.ResourceType.SECONDARY_STORAGE, _snapshot_bytes)
 
 
+#: the periodic pass's storage steps, in order (each one logged and retried on its own)
+STEPS = (("snapshot policies", run_due_policies), ("settle volumes", volume_ops.settle),
+         ("settle snapshots", settle), ("pools' copies of deleted templates", volume_ops.collect_template_copies))
+
+
 def storage_pass(cloud) -> None:
-    """The periodic pass's storage step: due snapshot policies, then volumes and snapshots
-    a dead process left in a transitional state."""
-    run_due_policies(cloud)
-    volume_ops.settle(cloud)
-    settle(cloud)
+    """Every storage step once, in order (tests; the periodic pass runs ``STEPS`` itself)."""
+    for _, step in STEPS:
+        step(cloud)
 
 
-__all__ = ["storage_pass", "MAX_SNAPS", "choose_store", "check_volume", "allocate", "take", "check_revert", "revert",
+__all__ = ["STEPS", "storage_pass", "MAX_SNAPS", "choose_store", "check_volume", "allocate", "take", "check_revert",
+           "revert",
            "check_delete", "delete", "add_template_ref", "check_template_volume", "make_template",
            "parse_schedule", "parse_timezone", "next_run", "set_policy", "delete_policy", "run_due_policies",
            "retain", "settle"]

@@ -81,6 +81,8 @@ CONFIG_KEYS = [
     ConfigKey("usage.stats.job.aggregation.range", "Usage", "1440",
               "The period, in minutes, usage records are made for (1440: one record per resource per day, UTC)",
               "Integer"),
+    ConfigKey("vm.network.stats.interval", "Usage", "300",
+              "Seconds between readings of a running VM's NIC byte counters for network usage (0: never)", "Integer"),
 ]
 
 #: audit event type -> the usage event it implies (read from the row the event names)
@@ -255,17 +257,25 @@ def install(cloud) -> None:
 # -- network byte counters ------------------------------------------------------------------
 
 
-def collect_network_usage(cloud) -> int:
+def collect_network_usage(cloud, *, due_only: bool = False) -> int:
     """Read the NIC byte counters of every running VM from its hypervisor and record what they
     grew by since the last reading as NETWORK.USAGE. A counter that went down (the VM was
-    restarted) counts from zero. Returns the number of VMs read; a host that fails is logged
-    and skipped, to be read next time."""
+    restarted) counts from zero. With ``due_only`` (the periodic pass) only VMs last read more
+    than ``vm.network.stats.interval`` seconds ago are read. Returns the number of VMs read; a
+    host that fails is logged and skipped, to be read next time."""
     from .refs import host_ref, vm_spec
 
     with cloud.db.transaction() as session:
-        running = [(vm.uuid, vm.host, vm_spec(session, vm)) for vm in session.scalars(
-            select(VirtualMachine).where(VirtualMachine.state == "Running", VirtualMachine.removed.is_(None),
-                                         VirtualMachine.vm_type == "User", VirtualMachine.host_id.is_not(None)))]
+        query = select(VirtualMachine).where(VirtualMachine.state == "Running", VirtualMachine.removed.is_(None),
+                                             VirtualMachine.vm_type == "User", VirtualMachine.host_id.is_not(None))
+        if due_only:
+            interval = cloud.config.get(session, "vm.network.stats.interval")
+            if interval <= 0:
+                return 0
+            fresh = select(UsageNetworkCounter.vm_uuid).where(
+                UsageNetworkCounter.read_at > utcnow() - dt.timedelta(seconds=interval))
+            query = query.where(VirtualMachine.uuid.not_in(fresh))
+        running = [(vm.uuid, vm.host, vm_spec(session, vm)) for vm in session.scalars(query)]
     read = 0
     for vm_uuid, host, spec in running:
         try:
@@ -472,5 +482,9 @@ def _record(session: Session, kind: str, seconds: int, event: UsageEvent, start:
         start_date=start, end_date=end)
 
 
-__all__ = ["UsageType", "record", "record_vm", "record_row", "generate", "generate_due", "periods", "collect_network_usage",
+#: the usage job's steps in the management server's periodic pass
+STEPS = (("usage network counters", lambda cloud: collect_network_usage(cloud, due_only=True)),
+         ("usage records", lambda cloud: generate_due(cloud)))
+
+__all__ = ["STEPS", "UsageType", "record", "record_vm", "record_row", "generate", "generate_due", "periods", "collect_network_usage",
            "UsageRecorder", "install", "vm_usage_event"]

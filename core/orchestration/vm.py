@@ -9,8 +9,9 @@ before the error goes up. A crash between steps is settled by ``recovery``.
 from __future__ import annotations
 
 import logging
+import time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidParameterError, ResourceUnavailableError, StratoError
@@ -34,7 +35,7 @@ from . import capacity, limits, planner, vm_snapshots, volumes
 from . import networking
 from .network import allocate_nic, release_nics
 from .refs import host_ref, pool_ref, template_ref, vm_spec, volume_spec
-from .vm_states import ON_HOST, Event, State, transition
+from .vm_states import ON_HOST, TRANSITIONAL, Event, State, transition
 
 log = logging.getLogger(__name__)
 GiB = 1024**3
@@ -95,10 +96,12 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
     On failure: capacity released, VM back to Stopped (Error for a first deploy,
     as CloudStack), a root volume this call created removed; the error is re-raised.
     """
+    _wait_until_settled(cloud, vm_uuid)
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         if vm.state == State.RUNNING.value:
             return
+        _require_settled(vm, "start")
         offering = vm.service_offering
         root = _root_volume(vm)
         if root.pool is not None and root.pool.status != "Up":
@@ -213,10 +216,12 @@ def _undo_start(cloud, vm_uuid: str, first_deploy: bool, created_root: bool = Fa
 def stop(cloud, vm_uuid: str, *, forced: bool = False) -> None:
     """Power the VM off and give its host capacity back. On a driver failure the VM
     is Running again and the error is re-raised."""
+    _wait_until_settled(cloud, vm_uuid)
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         if vm.state == State.STOPPED.value:
             return
+        _require_settled(vm, "stop")
         transition(session, vm, Event.STOP_REQUESTED, cloud.plugins)
         host, spec = vm.host, vm_spec(session, vm)
     try:
@@ -261,11 +266,18 @@ def reboot(cloud, vm_uuid: str) -> None:
 
 
 def destroy(cloud, vm_uuid: str, *, expunge: bool = False) -> None:
-    """Stop the VM if it runs, mark it Destroyed, and expunge it now when asked."""
+    """Stop the VM if it runs, mark it Destroyed, and expunge it now when asked (which
+    also finishes an expunge that was cut short)."""
+    with cloud.db.transaction() as session:
+        finishing = expunge and _vm(session, vm_uuid).state == State.EXPUNGING.value
+    if not finishing:
+        _wait_until_settled(cloud, vm_uuid)
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         state = vm.state
-    if state in (State.RUNNING.value, State.STARTING.value, State.STOPPING.value):
+        if not finishing:
+            _require_settled(vm, "destroy")
+    if state == State.RUNNING.value:
         stop(cloud, vm_uuid, forced=True)
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
@@ -281,6 +293,8 @@ def expunge_vm(cloud, vm_uuid: str) -> None:
     volumes' data, its NICs, its capacity. Safe to repeat after a crash."""
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
+        if vm.removed is not None:
+            return  # expunged already, by the operation this one raced
         if vm.state != State.EXPUNGING.value:
             transition(session, vm, Event.EXPUNGE_OPERATION, cloud.plugins)
         host = session.get(Host, vm.host_id or vm.last_host_id) if (vm.host_id or vm.last_host_id) else None
@@ -294,6 +308,12 @@ def expunge_vm(cloud, vm_uuid: str) -> None:
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         now = utcnow()
+        # Claim the removal first: of two expunges of one VM (a retry, the periodic pass, a
+        # second command) only the one that sets ``removed`` gives the capacity back.
+        if not session.execute(update(VirtualMachine).where(
+                VirtualMachine.id == vm.id, VirtualMachine.removed.is_(None)).values(removed=now)
+                .execution_options(synchronize_session=False)).rowcount:
+            return
         for volume in vm.volumes:
             if volume.removed is not None:
                 continue
@@ -341,6 +361,39 @@ def _vm(session: Session, vm_uuid: str) -> VirtualMachine:
     return vm
 
 
+#: how long an operation waits for another one moving the same VM to end
+SETTLE_WAIT_SECONDS = 600.0
+
+
+def _wait_until_settled(cloud, vm_uuid: str) -> None:
+    """Wait while another operation moves the VM (as CloudStack queues the work on one VM);
+    ``_require_settled`` then checks again inside the transaction that acts. A VM left
+    moving by a crash is settled by recovery, so the wait ends there too."""
+    deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+    while True:
+        with cloud.db.transaction() as session:
+            vm = _vm(session, vm_uuid)
+            if vm.state not in _MOVING or vm.removed is not None:  # an expunged VM stays Expunging
+                return
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.2)
+
+
+def _require_settled(vm: VirtualMachine, action: str) -> None:
+    """431 while another operation moves the VM (Starting, Stopping, Migrating, Expunging):
+    acting on it now would take it from under that operation, which would then leave its
+    hypervisor object and its capacity behind."""
+    if vm.removed is not None:
+        raise InvalidParameterError(f"VM {vm.name} has been expunged: there is nothing to {action}")
+    if vm.state in _MOVING:
+        raise InvalidParameterError(
+            f"VM {vm.name} is {vm.state}: another operation is in progress on it; {action} it when that has ended")
+
+
+_MOVING = frozenset(state.value for state in TRANSITIONAL)
+
+
 def _root_volume(vm: VirtualMachine) -> Volume:
     return next(v for v in vm.volumes if v.volume_type == "ROOT" and v.removed is None)
 
@@ -374,11 +427,6 @@ def _thresholds(cloud, session: Session) -> planner.Thresholds:
 
 def _tags(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
-def _network_dict(network: Network) -> dict:
-    return {"uuid": network.uuid, "name": network.name, "cidr": network.cidr, "gateway": network.gateway,
-            "netmask": network.netmask, "vlan": network.vlan, "details": dict(network.details or {})}
 
 
 def _event(cloud, session: Session, vm: VirtualMachine, event_type: str, description: str,

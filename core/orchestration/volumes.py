@@ -755,6 +755,38 @@ def _settle_one(cloud, volume_uuid: str, state: str, version: int) -> str:
         return volume.state
 
 
+def collect_template_copies(cloud) -> dict[str, list[str]]:
+    """Remove the copies pools keep of deleted templates once no volume on the pool is made
+    from them (a pool's copy backs its volumes' overlays); returns {pool uuid: [template uuids]}.
+    A pool whose plugin keeps no copies, or does not list them, is left alone."""
+    from ..model import Template
+    from .refs import template_ref
+
+    with cloud.db.transaction() as session:
+        pools = [(p.uuid, p.provider, pool_ref(p)) for p in session.scalars(
+            select(StoragePool).where(StoragePool.removed.is_(None), StoragePool.status == "Up"))]
+    removed: dict[str, list[str]] = {}
+    for pool_uuid, provider, ref in pools:
+        driver = cloud.plugins.primary_storage(provider)
+        try:
+            copies = driver.template_copies(ref)
+        except NotImplementedError:
+            continue
+        with cloud.db.transaction() as session:
+            pool_id = session.scalar(select(StoragePool.id).where(StoragePool.uuid == pool_uuid))
+            stale = []
+            for template in session.scalars(select(Template).where(Template.uuid.in_(copies),
+                                                                   Template.removed.is_not(None))):
+                in_use = session.scalar(select(Volume.id).where(
+                    Volume.pool_id == pool_id, Volume.template_id == template.id, Volume.removed.is_(None)).limit(1))
+                if in_use is None:
+                    stale.append(template_ref(template))
+        for template in stale:
+            driver.delete_template_copy(ref, template)
+            removed.setdefault(pool_uuid, []).append(template.uuid)
+    return removed
+
+
 def _volume(session: Session, volume_uuid: str) -> Volume:
     volume = session.scalar(select(Volume).where(Volume.uuid == volume_uuid))
     if volume is None:
@@ -764,4 +796,5 @@ def _volume(session: Session, volume_uuid: str) -> Volume:
 
 __all__ = ["VS", "move", "reserve_pool", "allocate", "create_from_snapshot", "create_attached", "check_attach",
            "check_hotplug", "attach", "check_detach", "detach", "check_resize", "resize", "check_migrate", "migrate",
-           "check_delete", "delete", "expunge", "settle", "busy_uuids", "vm_cluster_id", "reachable", "root_volume"]
+           "check_delete", "delete", "expunge", "settle", "collect_template_copies", "busy_uuids", "vm_cluster_id",
+           "reachable", "root_volume"]

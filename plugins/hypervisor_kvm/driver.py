@@ -89,7 +89,7 @@ class LibvirtDriver(HypervisorDriver):
         # tested here: one machine runs one system libvirtd
         "live_migration": False,
         "volume_hotplug": True,
-        # create_vm_snapshot / revert_vm_snapshot / delete_vm_snapshot (not in the contract yet)
+        # internal qcow2 snapshots of every disk, with the memory of a running guest
         "vm_snapshots": True,
         "stats": True,
     }
@@ -259,7 +259,7 @@ class LibvirtDriver(HypervisorDriver):
         guest = self._guest(host_ref, self._conn(host_ref), vm)
         guest.detach_disk(config.disk_target(volume.device_id), self.settings.detach_timeout)
 
-    # -- extras: VM snapshots (proposed for the contract, notes/kvm-requests.md) --------
+    # -- VM snapshots (capability vm_snapshots) ----------------------------------------
 
     def create_vm_snapshot(self, host_ref: HostRef, vm: VmSpec, name: str, description: str = "") -> None:
         """An internal snapshot of every disk (and the memory when running)."""

@@ -241,7 +241,8 @@ class SimulatorHypervisor(HypervisorDriver):
 
     @staticmethod
     def _vm_power(cur, key: str, vm: VmSpec) -> str:
-        row = cur.execute("SELECT power FROM sim_vm WHERE name = ? AND host_url = ?", (vm.instance_name, key)).fetchone()
+        row = cur.execute("SELECT power FROM sim_vm WHERE name = ? AND host_url = ?",
+                          (vm.instance_name, key)).fetchone()
         if row is None:
             raise InvalidParameterError(f"VM {vm.instance_name} is not on simulated host {key}")
         return row[0]

@@ -5,8 +5,9 @@ before (a previous apply, a crash half-way, nothing at all), so applying the sam
 changes nothing and a rebuild restores exactly what the database says:
 
 * the guest bridge (``Names.bridge``), with a VLAN subinterface of the uplink when the
-  network has a VLAN — it stays while the network exists, so guests keep their links
-  while the router restarts;
+  network has a VLAN (or a VXLAN device on it, multicast group 239.x.y.z from the VNI as
+  CloudStack's KVM agent derives it) — it stays while the network exists, so guests keep
+  their links while the router restarts;
 * the namespace with ``eth0`` (guest side, the router's guest address) on that bridge,
   ``eth1`` (public side, every public address of the network) on the public bridge, and a
   default route through the public gateway;
@@ -14,7 +15,9 @@ changes nothing and a rebuild restores exactly what the database says:
   (each module updates its daemon in place when it can).
 
 The last applied spec is kept in the state directory: when only port-forwarding and
-firewall rules changed, ``apply`` loads just those changes into the running table.
+firewall rules changed, ``apply`` loads just those changes into the running table —
+unless the network dict says ``"full_apply": true`` (a start or restart: then whatever
+happened to the table behind Strato's back is overwritten).
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ import dataclasses
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 from core.errors import ResourceUnavailableError
 
-from . import dnsmasq, haproxy, metadata, nftables, openvpn, system
+from . import dnsmasq, haproxy, metadata, nftables, nftlib, openvpn, system
 from .spec import RouterSpec, parse
 
 log = logging.getLogger(__name__)
+
+#: {applied.json path: ((mtime, size, inode), spec)}: the last applied specs, parsed once
+_REMEMBERED: dict[str, tuple[tuple, RouterSpec]] = {}
 
 
 @dataclasses.dataclass
@@ -61,15 +66,20 @@ class Router:
         its old and new configuration: apply again (the old spec, or a stopped one).
         """
         spec = parse_network(network)
-        self.ensure_bridge(spec)
+        full = bool(network.get("full_apply"))
+        previous = None if full else self._remembered()
         if not spec.running:
+            self.ensure_bridge(spec)
             self.stop()
             return ApplyResult(self.details(spec), "unchanged")
         existed = system.namespace_exists(self.ns)
         try:
             self.state.mkdir(parents=True, exist_ok=True)
-            self._namespace(spec)
-            nft = self._nftables(spec)
+            # the links and addresses change only with the plumbing: a rule change skips them
+            if previous is None or _plumbing(previous) != _plumbing(spec) or not self._links_present(spec):
+                self.ensure_bridge(spec)
+                self._namespace(spec)
+            nft = self._nftables(spec, previous)
             if spec.has("Dhcp") or spec.has("Dns"):
                 dnsmasq.apply(spec, self.state, self.ns)
             else:
@@ -77,7 +87,7 @@ class Router:
             metadata.apply(spec, self.state, self.ns)
             haproxy.apply(spec, self.state, self.ns)
             openvpn.apply(spec, self.state, self.ns)
-            self._remember(network)
+            self._remember(network, spec)
         except Exception:
             if not existed:
                 self._quietly(self.stop)
@@ -124,11 +134,17 @@ class Router:
             if not system.link_exists(spec.uplink):
                 raise ResourceUnavailableError(
                     f"the guest traffic label names device {spec.uplink}, which this host does not have")
-            if system.link_exists(vlan_link) and not self._vlan_matches(vlan_link, spec.uplink, spec.vlan):
+            if system.link_exists(vlan_link) and not self._vlan_matches(vlan_link, spec):
                 system.delete_link(vlan_link)
             if not system.link_exists(vlan_link):
-                system.run("ip", "link", "add", "link", spec.uplink, "name", vlan_link, "type", "vlan",
-                           "id", str(spec.vlan))
+                if spec.isolation == "vxlan":
+                    vni = int(spec.vlan)
+                    group = f"239.{vni >> 16 & 255}.{vni >> 8 & 255}.{vni & 255}"
+                    system.run("ip", "link", "add", vlan_link, "type", "vxlan", "id", str(vni), "dstport", "4789",
+                               "group", group, "dev", spec.uplink, "ttl", "10")
+                else:
+                    system.run("ip", "link", "add", "link", spec.uplink, "name", vlan_link, "type", "vlan",
+                               "id", str(spec.vlan))
             system.run("ip", "link", "set", vlan_link, "master", bridge, "up")
             system.run("ip", "link", "set", spec.uplink, "up")
         elif system.link_exists(vlan_link):
@@ -136,11 +152,16 @@ class Router:
         return bridge
 
     @staticmethod
-    def _vlan_matches(link: str, uplink: str, vlan: str) -> bool:
+    def _vlan_matches(link: str, spec: RouterSpec) -> bool:
+        """Whether the existing VLAN/VXLAN device is the one ``spec`` wants (else it is remade)."""
         done = system.run("ip", "-d", "-j", "link", "show", "dev", link, check=False)
         try:
             info = json.loads(done.stdout)[0]
-            return info.get("link") == uplink and str(info["linkinfo"]["info_data"]["id"]) == str(vlan)
+            kind = info["linkinfo"]["info_kind"]
+            data = info["linkinfo"]["info_data"]
+            if kind == "vxlan":
+                return spec.isolation == "vxlan" and data.get("link") == spec.uplink and str(data["id"]) == spec.vlan
+            return spec.isolation == "vlan" and info.get("link") == spec.uplink and str(data["id"]) == spec.vlan
         except (ValueError, KeyError, IndexError):
             return False
 
@@ -177,42 +198,51 @@ class Router:
         system.sync_addresses(nftables.PUBLIC, [f"{a}/{public.prefix}" for a in ordered], ns=self.ns)
         system.run("ip", "route", "replace", "default", "via", public.gateway, "dev", nftables.PUBLIC, ns=self.ns)
 
-    def _nftables(self, spec: RouterSpec) -> str:
-        previous = self._remembered()
-        if self.incremental and previous is not None and self._table_present():
+    def _links_present(self, spec: RouterSpec) -> bool:
+        links = [self.names.bridge, self.names.guest_veth] + ([self.names.public_veth] if spec.public else [])
+        return system.namespace_exists(self.ns) and all(system.link_exists(link) for link in links)
+
+    def _nftables(self, spec: RouterSpec, previous: RouterSpec | None) -> str:
+        if self.incremental and previous is not None:
             change = nftables.changes(previous, spec)
             if change is not None:
                 if change.empty:
                     return "unchanged"
-                handles = {}
-                if change.delete_rules:
-                    listing = system.run("nft", "-a", "list", "chain", "ip", nftables.TABLE, "fw_in", ns=self.ns)
-                    handles = nftables.rule_handles(listing.stdout)
-                if all(rule in handles for rule in change.delete_rules):
-                    self._nft(nftables.change_script(change, handles))
-                    return "incremental"
-        self._nft(nftables.ruleset(spec))
+                try:
+                    handles = {}
+                    if change.delete_rules:
+                        listing = nftlib.run(self.ns, f"list chain ip {nftables.TABLE} fw_in", handles=True)
+                        handles = nftables.rule_handles(listing)
+                    if all(rule in handles for rule in change.delete_rules):
+                        nftlib.run(self.ns, nftables.change_script(change, handles))
+                        return "incremental"
+                except ResourceUnavailableError:
+                    # the table is not what the last apply left (changed behind our back): load it whole
+                    log.warning("incremental nftables change on %s failed; loading the whole table", self.ns)
+        nftlib.run(self.ns, nftables.ruleset(spec))
         return "full"
 
-    def _table_present(self) -> bool:
-        return system.run("nft", "list", "table", "ip", nftables.TABLE, ns=self.ns, check=False).returncode == 0
-
-    def _nft(self, script: str) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".nft", dir=self.state, delete=False) as f:
-            f.write(script)
-        try:
-            system.run("nft", "-f", f.name, ns=self.ns)
-        finally:
-            Path(f.name).unlink(missing_ok=True)
-
-    def _remember(self, network: dict) -> None:
-        system.write_if_changed(self.state / "applied.json", json.dumps(network, sort_keys=True), 0o600)
+    def _remember(self, network: dict, spec: RouterSpec) -> None:
+        path = self.state / "applied.json"
+        system.write_if_changed(path, json.dumps(network, sort_keys=True), 0o600)
+        stat = path.stat()
+        _REMEMBERED[str(path)] = ((stat.st_mtime_ns, stat.st_size, stat.st_ino), spec)
 
     def _remembered(self) -> RouterSpec | None:
+        """The spec of the last successful apply (any process's: the file is the truth; a
+        parsed copy is kept while the file does not change)."""
+        path = self.state / "applied.json"
         try:
-            return parse(json.loads((self.state / "applied.json").read_text()))
+            stat = path.stat()
+            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            cached = _REMEMBERED.get(str(path))
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            spec = parse(json.loads(path.read_text()))
         except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        _REMEMBERED[str(path)] = (key, spec)
+        return spec
 
     @staticmethod
     def _quietly(fn) -> None:
@@ -220,6 +250,12 @@ class Router:
             fn()
         except Exception:  # cleaning up after a failure: the first error is what the caller gets
             log.exception("cleaning up a router that failed to come up")
+
+
+def _plumbing(spec: RouterSpec) -> tuple:
+    """What the links, addresses and routes of a router depend on."""
+    return (spec.cidr, spec.guest_ip, spec.vlan, spec.uplink, spec.isolation, spec.public,
+            bool(spec.public or spec.vpn))
 
 
 def parse_network(network: dict) -> RouterSpec:

@@ -120,8 +120,10 @@ class RouterSpec:
     network_domain: str
     dns: tuple[str, ...]
     vlan: str | None
-    #: the device VLAN subinterfaces of the guest network are made on (the Guest traffic label)
+    #: the device the guest network leaves the host on (the Guest traffic label)
     uplink: str | None
+    #: how ``vlan`` isolates the network on the uplink: "vlan" (802.1Q) or "vxlan" (the VNI)
+    isolation: str
     nics: tuple[Nic, ...]
     public: Public | None
     port_forwarding: tuple[PortForward, ...]
@@ -164,6 +166,7 @@ def parse(network: dict[str, Any]) -> RouterSpec:
         network_domain=network.get("network_domain") or "cs.internal", dns=tuple(network.get("dns") or ()),
         vlan=str(network["vlan"]) if network.get("vlan") not in (None, "", "untagged") else None,
         uplink=(network.get("guest") or {}).get("uplink"),
+        isolation=((network.get("guest") or {}).get("isolation") or "vlan").lower(),
         nics=tuple(Nic(mac=n["mac"].lower(), ip=n.get("ip"), hostname=n["hostname"], vm=n["vm"],
                        is_default=n.get("default", True), user_data=n.get("user_data"),
                        instance=n.get("instance"), public_ip=n.get("public_ip"))

@@ -46,7 +46,10 @@ class Names:
 def run(*args: str, ns: str | None = None, input: str | None = None, check: bool = True,
         timeout: float = 30) -> subprocess.CompletedProcess:
     """Run a command (in namespace ``ns`` when given); raise 534 with its output on failure."""
-    argv = (["ip", "netns", "exec", ns] if ns else []) + list(args)
+    if ns and args[0] == "ip" and args[1:3] != ("netns", "exec"):
+        argv = ["ip", "-n", ns, *args[1:]]  # iproute2 enters the namespace itself: one process less
+    else:
+        argv = (["ip", "netns", "exec", ns] if ns else []) + list(args)
     try:
         done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError as exc:

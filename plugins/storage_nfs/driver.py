@@ -406,6 +406,17 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
             return
         self.qemu.convert(source, source_fmt, access.locator(tmp), "qcow2", self._setting("copy_timeout", 3600))
 
+    def template_copies(self, pool: PoolRef) -> list[str]:
+        """The uuids of the templates copied into the pool (``templates/<uuid>.qcow2``)."""
+        access = self._access(pool)
+        with _errors(f"template copies on pool {pool.name}"):
+            try:
+                names = access.listdir(layout.TEMPLATE_CACHE_DIR)
+            except FileNotFoundError:
+                return []
+        return sorted(name[:-len(".qcow2")] for name in names
+                      if name.endswith(".qcow2") and not name.startswith("."))
+
     def delete_template_copy(self, pool: PoolRef, template: TemplateRef) -> None:
         """Remove the pool's copy of ``template``. Idempotent. The caller makes sure
         no volume of the pool is backed by it any more."""
@@ -666,8 +677,8 @@ class NfsStorage(PrimaryStorageDriver, ImageStoreDriver):
         unless declared RAW, and RAW must be whole 512-byte sectors), with no backing
         file or external data file (a template must not point at other files).
 
-        Returns the template with ``install_path`` (relative to the store) and ``size_bytes`` (the virtual size; an ISO's or OVA's
-        file size). On any failure the partial file (and its empty directories)
+        Returns the template with ``install_path`` (relative to the store) and
+        ``size_bytes`` (the virtual size; an ISO's or OVA's file size). On any failure the partial file (and its empty directories)
         is removed and the error says why: ``InvalidParameterError`` for a bad URL,
         HTTP error, checksum or file, ``ResourceUnavailableError`` when the source
         or the store cannot be reached, ``InsufficientCapacityError`` when the store

@@ -128,3 +128,148 @@ def test_domains_and_domain_admins(admin, app):
     admin_user = admin("listUsers", username="admin")["user"][0]["id"]
     assert error(boss, "getUserKeys", id=admin_user).status == 531
     assert boss("getUserKeys", id=worker["user"][0]["id"]) == {"userkeys": {}}
+
+
+# -- changing and removing accounts, users and domains ----------------------------------------
+
+
+def deploy(client, cloud, zone, **kw):
+    from tests.helpers import offering_id
+
+    job = client("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                 templateid=zone["template"], **kw)
+    return client.wait(job)["virtualmachine"]
+
+
+def login(app, username, password, **kw):
+    return app.test_client().post("/client/api", data={"command": "login", "username": username,
+                                                       "password": password, "response": "json", **kw})
+
+
+def test_update_disable_lock_enable_an_account(admin, app, cloud):
+    from tests.core.factories import simulated_zone
+
+    zone = simulated_zone(cloud)
+    account = create_account(admin, "jill")
+    jill = client_of(admin, app, account)
+    vm = deploy(jill, cloud, zone)
+    renamed = admin("updateAccount", id=account["id"], newname="jill-team", networkdomain="jill.example")["account"]
+    assert (renamed["name"], renamed["networkdomain"]) == ("jill-team", "jill.example")
+    assert error(admin, "updateAccount", account="jill-team", newname="admin").status == 431, "admin is taken"
+    locked = admin.wait(admin("disableAccount", id=account["id"], lock=True))["account"]
+    assert locked["state"] == "locked"
+    assert error(jill, "listVirtualMachines").status == 401, "a locked account's keys stop working"
+    assert login(app, "jill", "s3cret").status_code == 531
+    assert admin("listVirtualMachines", listall=True, id=vm["id"])["virtualmachine"][0]["state"] == "Running"
+    assert admin("enableAccount", id=account["id"])["account"]["state"] == "enabled"
+    assert jill("listVirtualMachines")["count"] == 1
+    disabled = admin.wait(admin("disableAccount", account="jill-team", domainid=account["domainid"], lock=False))
+    assert disabled["account"]["state"] == "disabled"
+    assert admin("listVirtualMachines", listall=True, id=vm["id"])["virtualmachine"][0]["state"] == "Stopped", \
+        "disabling stops the account's VMs"
+    assert admin("lockAccount", account="jill-team", domainid=account["domainid"])["account"]["state"] == "locked"
+    admin_account = admin("listAccounts", name="admin")["account"][0]
+    for command, args in (("disableAccount", dict(id=admin_account["id"], lock=True)),
+                          ("deleteAccount", dict(id=admin_account["id"])),
+                          ("lockAccount", dict(account="admin", domainid=admin_account["domainid"]))):
+        assert error(admin, command, **args).status == 531, command
+    assert error(admin, "disableAccount", lock=True).status == 431, "id or account+domainid"
+
+
+def test_delete_account_removes_its_resources_through_the_jobs(admin, app, cloud):
+    from tests.core.factories import simulated_zone
+    from tests.helpers import capacity_used
+
+    zone = simulated_zone(cloud)
+    account = create_account(admin, "kate")
+    kate = client_of(admin, app, account)
+    vms = [deploy(kate, cloud, zone, name=f"k{i}") for i in range(2)]
+    kate.wait(kate("stopVirtualMachine", id=vms[1]["id"]))
+    admin.wait(admin("deleteAccount", id=account["id"]))
+    assert admin("listAccounts", id=account["id"]) == {}
+    assert admin("listVirtualMachines", listall=True) == {}
+    assert all(used == 0 for used in capacity_used(cloud).values()), "capacity given back by the expunges"
+    assert error(kate, "listZones").status == 401
+    assert login(app, "kate", "s3cret").status_code == 531
+    assert {"VM.EXPUNGE", "ACCOUNT.DELETE"} <= {e["type"] for e in admin("listEvents", listall=True)["event"]}
+    again = create_account(admin, "kate")
+    assert again["id"] != account["id"], "the name can be used again"
+
+
+def test_users_are_updated_disabled_enabled_and_deleted(admin, app):
+    account = create_account(admin, "liam")
+    liam = client_of(admin, app, account)
+    liam_id = account["user"][0]["id"]
+    second = admin("createUser", account="liam", username="liam2", password="pw2", firstname="L", lastname="2",
+                   email="l2@example.com")["user"]
+    assert liam("updateUser", id=liam_id, firstname="Liam", timezone="Europe/Paris")["user"]["firstname"] == "Liam"
+    assert error(liam, "updateUser", id=second["id"], email="x@example.com").status == 531, "users update themselves"
+    assert error(liam, "updateUser", id=liam_id, password="new").status == 431, "the current password is needed"
+    assert error(liam, "updateUser", id=liam_id, password="new", currentpassword="wrong").status == 431
+    liam("updateUser", id=liam_id, password="n3w", currentpassword="s3cret")
+    assert login(app, "liam", "s3cret").status_code == 531 and login(app, "liam", "n3w").status_code == 200
+    admin("updateUser", id=second["id"], password="reset-by-admin")
+    assert login(app, "liam2", "reset-by-admin").status_code == 200
+    assert error(admin, "updateUser", id=second["id"], username="liam").status == 431
+    disabled = admin.wait(admin("disableUser", id=liam_id))["user"]
+    assert disabled["state"] == "disabled"
+    assert error(liam, "listZones").status == 401 and login(app, "liam", "n3w").status_code == 531
+    assert admin("enableUser", id=liam_id)["user"]["state"] == "enabled"
+    assert liam("listZones") == {}
+    assert error(liam, "disableUser", id=second["id"]).status == 432, "users do not disable users"
+    assert admin("lockUser", id=liam_id)["user"]["state"] == "locked"
+    assert error(liam, "listZones").status == 401
+    assert admin("deleteUser", id=second["id"]) == {"success": True}
+    assert [u["username"] for u in admin("listUsers", account="liam")["user"]] == ["liam"]
+    me = admin("listUsers", username="admin")["user"][0]["id"]
+    for command in ("disableUser", "deleteUser", "lockUser"):
+        assert error(admin, command, id=me).status == 531, command
+
+
+def test_update_and_delete_domains(admin, app, cloud):
+    from tests.core.factories import simulated_zone
+
+    zone = simulated_zone(cloud)
+    eng = admin("createDomain", name="eng")["domain"]
+    web = admin("createDomain", name="web", parentdomainid=eng["id"])["domain"]
+    renamed = admin("updateDomain", id=eng["id"], name="engineering")["domain"]
+    assert renamed["path"] == "ROOT/engineering"
+    assert admin("listDomains", id=web["id"])["domain"][0]["path"] == "ROOT/engineering/web", "paths below follow"
+    assert [d["name"] for d in admin("listDomainChildren", id=eng["id"])["domain"]] == ["web"]
+    dev = client_of(admin, app, create_account(admin, "dev", domainid=web["id"]))
+    deploy(dev, cloud, zone)
+    assert error(admin, "deleteDomain", id=eng["id"]).status == 536, "not empty"
+    root = admin("listDomains", name="ROOT")["domain"][0]
+    assert error(admin, "deleteDomain", id=root["id"]).status == 531
+    boss = client_of(admin, app, create_account(admin, "engboss", accounttype=2, domainid=eng["id"]))
+    assert error(boss, "deleteDomain", id=eng["id"], cleanup=True).status == 531, "not its own domain"
+    assert error(boss, "updateDomain", id=eng["id"], name="mine").status == 531
+    admin.wait(admin("deleteDomain", id=eng["id"], cleanup=True))
+    assert error(admin, "listDomains", id=eng["id"]).status == 431 and error(admin, "listDomains", id=web["id"]).status \
+        == 431, "removed"
+    assert admin("listVirtualMachines", listall=True) == {}
+    assert admin("listAccounts", name="dev") == {}
+
+
+def test_passwords_never_reach_events_jobs_or_logs(admin, app, cloud, caplog):
+    import logging
+
+    import sqlalchemy as sa
+
+    from core.model import AsyncJob, Event, User
+
+    caplog.set_level(logging.DEBUG)
+    secret = "Pa55-w0rd-that-must-not-leak"
+    account = create_account(admin, "mona", password=secret)
+    user_id = account["user"][0]["id"]
+    admin("createUser", account="mona", username="mona2", password=secret + "2", firstname="M", lastname="2",
+          email="m2@example.com")
+    admin("updateUser", id=user_id, password=secret + "3")
+    login(app, "mona", secret + "-wrong")
+    with cloud.db.transaction() as session:
+        texts = [e.description for e in session.scalars(sa.select(Event))]
+        texts += [str(job.params) for job in session.scalars(sa.select(AsyncJob))]
+        hashes = [u.password_hash for u in session.scalars(sa.select(User).where(User.username.like("mona%")))]
+    texts += [record.getMessage() for record in caplog.records]
+    assert texts and not [t for t in texts if secret in t]
+    assert all(h.startswith("pbkdf2") or "$" in h for h in hashes) and not any(secret in h for h in hashes)

@@ -74,7 +74,8 @@ def test_snapshot_list_revert_delete(cloud, zone, alice, running):
     assert alice.wait(alice("deleteSnapshot", id=taken["id"])) == {"success": True}
     assert alice("listSnapshots") == {}
     assert not [path for (_, path) in store_files(cloud) if taken["id"] in path], "the backup is gone"
-    assert {"SNAPSHOT.CREATE", "SNAPSHOT.REVERT", "SNAPSHOT.DELETE"} <= {e["type"] for e in alice("listEvents")["event"]}
+    events = {e["type"] for e in alice("listEvents")["event"]}
+    assert {"SNAPSHOT.CREATE", "SNAPSHOT.REVERT", "SNAPSHOT.DELETE"} <= events
 
 
 def test_only_ready_volumes_of_ones_own_are_snapshotted(cloud, zone, alice, running, app):
@@ -251,3 +252,12 @@ def test_a_snapshot_left_backing_up_by_a_dead_worker_is_settled(cloud, alice, ru
     snapshot_ops.storage_pass(cloud)
     assert alice("listSnapshots") == {}, "failed and removed"
     assert alice("listVolumes", id=running[1]["id"])["volume"][0]["state"] == "Ready"
+
+
+def test_a_policy_goes_with_its_volume(cloud, alice, running, admin):
+    vm, root = running
+    alice("createSnapshotPolicy", volumeid=root["id"], intervaltype="WEEKLY", schedule="00:03:2", timezone="UTC",
+          maxsnaps=1)
+    admin.wait(admin("destroyVirtualMachine", id=vm["id"], expunge=True))
+    assert snapshot_ops.run_due_policies(cloud, now=dt.datetime.utcnow() + dt.timedelta(days=8)) == []
+    assert admin("listSnapshotPolicies", listall=True) == {}

@@ -149,7 +149,7 @@ def test_failed_driver_calls_leave_nothing_half_done(tenant, admin, vm, sim, zon
 def test_expunging_the_vm_removes_its_snapshots(tenant, admin, vm, sim):
     take(tenant, vm["id"], snapshotmemory=True)
     instance = instance_name(admin, vm["id"])
-    tenant.wait(tenant("destroyVirtualMachine", id=vm["id"], expunge=True))
+    admin.wait(admin("destroyVirtualMachine", id=vm["id"], expunge=True))
     assert admin("listVMSnapshot", listall=True) == {}
     assert snapshot_names(sim, instance) == []
 

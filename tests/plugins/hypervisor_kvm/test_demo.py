@@ -28,6 +28,16 @@ def _remove_domain(conn, name: str) -> None:
     domain.undefine()
 
 
+def _remove_domains_using(conn, directory: Path) -> list[str]:
+    """Remove every domain whose XML names a file under ``directory``; their names."""
+    removed = []
+    for domain in conn.listAllDomains(0):
+        if str(directory) in domain.XMLDesc(0):
+            removed.append(domain.name())
+            _remove_domain(conn, domain.name())
+    return removed
+
+
 @pytest.fixture
 def conn(libvirt_module, libvirtd):
     connection = libvirt_module.open(libvirtd)
@@ -64,10 +74,10 @@ def test_the_kvm_demo_boots_the_test_guest(data_dir, conn, guest_template):
         assert disks and all(str(data_dir / "storage" / "kvm-primary") in line for line in disks), disks
         assert "demo-vm-1 (Running" in output and "listVirtualMachines" in output
     finally:
-        if instance:
-            _remove_domain(conn, instance)
-            Path(f"/var/log/libvirt/qemu/{instance}.log").unlink(missing_ok=True)
-            Path(f"/var/log/libvirt/qemu/{instance}.console.log").unlink(missing_ok=True)
+        # the demo leaves its VM running (it is a demo); whatever it made goes, even after a failure
+        for name in {*_remove_domains_using(conn, data_dir), *([instance] if instance else [])}:
+            Path(f"/var/log/libvirt/qemu/{name}.log").unlink(missing_ok=True)
+            Path(f"/var/log/libvirt/qemu/{name}.console.log").unlink(missing_ok=True)
 
 
 def test_a_previous_demos_domains_are_removed_when_their_disks_are_gone(conn, workdir):

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 6805ca546e5e
+Revision ID: 578338b6a02d
 Revises: 
-Create Date: 2026-12-03 11:36:35.625601
+Create Date: 2026-12-03 12:19:26.802488
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '6805ca546e5e'
+revision = '578338b6a02d'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -67,6 +67,17 @@ def upgrade() -> None:
     sa.UniqueConstraint('name', 'removed_marker', name=op.f('uq_role_name')),
     sa.UniqueConstraint('uuid', name=op.f('uq_role_uuid'))
     )
+    op.create_table('usage_job',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('start_date', sa.DateTime(), nullable=False),
+    sa.Column('end_date', sa.DateTime(), nullable=False),
+    sa.Column('records', sa.Integer(), nullable=False),
+    sa.Column('created', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_job'))
+    )
+    with op.batch_alter_table('usage_job', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_usage_job_end_date'), ['end_date'], unique=False)
+
     op.create_table('usage_network_counter',
     sa.Column('vm_uuid', sa.String(length=40), nullable=False),
     sa.Column('bytes_sent', sa.BigInteger(), nullable=False),
@@ -149,34 +160,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_image_store_zone_id_zone')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image_store')),
     sa.UniqueConstraint('uuid', name=op.f('uq_image_store_uuid'))
-    )
-    op.create_table('network_offering',
-    sa.Column('name', sa.String(length=255), nullable=False),
-    sa.Column('unique_name', sa.String(length=255), nullable=True),
-    sa.Column('display_text', sa.String(length=4096), nullable=False),
-    sa.Column('guest_type', sa.String(length=32), nullable=False),
-    sa.Column('traffic_type', sa.String(length=32), nullable=False),
-    sa.Column('state', sa.String(length=32), nullable=False),
-    sa.Column('availability', sa.String(length=32), nullable=False),
-    sa.Column('is_default', sa.Boolean(), nullable=False),
-    sa.Column('is_system', sa.Boolean(), nullable=False),
-    sa.Column('specify_vlan', sa.Boolean(), nullable=False),
-    sa.Column('specify_ip_ranges', sa.Boolean(), nullable=False),
-    sa.Column('conserve_mode', sa.Boolean(), nullable=False),
-    sa.Column('egress_default_policy', sa.Boolean(), nullable=False),
-    sa.Column('is_persistent', sa.Boolean(), nullable=False),
-    sa.Column('network_rate', sa.Integer(), nullable=True),
-    sa.Column('tags', sa.String(length=4096), nullable=True),
-    sa.Column('domain_id', sa.Integer(), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('uuid', sa.String(length=40), nullable=False),
-    sa.Column('created', sa.DateTime(), nullable=False),
-    sa.Column('removed', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_network_offering_domain_id_domain')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_network_offering')),
-    sa.UniqueConstraint('unique_name', name=op.f('uq_network_offering_unique_name')),
-    sa.UniqueConstraint('uuid', name=op.f('uq_network_offering_uuid'))
     )
     op.create_table('os_type',
     sa.Column('description', sa.String(length=255), nullable=False),
@@ -289,53 +272,35 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cluster')),
     sa.UniqueConstraint('uuid', name=op.f('uq_cluster_uuid'))
     )
-    op.create_table('network',
+    op.create_table('network_offering',
     sa.Column('name', sa.String(length=255), nullable=False),
-    sa.Column('display_text', sa.String(length=1024), nullable=False),
-    sa.Column('zone_id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=True),
-    sa.Column('domain_id', sa.Integer(), nullable=True),
+    sa.Column('unique_name', sa.String(length=255), nullable=True),
+    sa.Column('display_text', sa.String(length=4096), nullable=False),
     sa.Column('guest_type', sa.String(length=32), nullable=False),
     sa.Column('traffic_type', sa.String(length=32), nullable=False),
-    sa.Column('cidr', sa.String(length=64), nullable=True),
-    sa.Column('gateway', sa.String(length=64), nullable=True),
-    sa.Column('netmask', sa.String(length=64), nullable=True),
-    sa.Column('start_ip', sa.String(length=64), nullable=True),
-    sa.Column('end_ip', sa.String(length=64), nullable=True),
-    sa.Column('vlan', sa.String(length=64), nullable=True),
-    sa.Column('provider', sa.String(length=64), nullable=True),
     sa.Column('state', sa.String(length=32), nullable=False),
+    sa.Column('availability', sa.String(length=32), nullable=False),
+    sa.Column('is_default', sa.Boolean(), nullable=False),
+    sa.Column('is_system', sa.Boolean(), nullable=False),
+    sa.Column('specify_vlan', sa.Boolean(), nullable=False),
+    sa.Column('specify_ip_ranges', sa.Boolean(), nullable=False),
+    sa.Column('conserve_mode', sa.Boolean(), nullable=False),
+    sa.Column('egress_default_policy', sa.Boolean(), nullable=False),
+    sa.Column('is_persistent', sa.Boolean(), nullable=False),
+    sa.Column('network_rate', sa.Integer(), nullable=True),
+    sa.Column('tags', sa.String(length=4096), nullable=True),
+    sa.Column('domain_id', sa.Integer(), nullable=True),
+    sa.Column('service_offering_id', sa.Integer(), nullable=True),
     sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('network_offering_id', sa.Integer(), nullable=True),
-    sa.Column('physical_network_id', sa.Integer(), nullable=True),
-    sa.Column('network_domain', sa.String(length=255), nullable=True),
-    sa.Column('acl_type', sa.String(length=32), nullable=True),
-    sa.Column('dns1', sa.String(length=64), nullable=True),
-    sa.Column('dns2', sa.String(length=64), nullable=True),
-    sa.Column('vlan_specified', sa.Boolean(), nullable=False),
-    sa.Column('restart_required', sa.Boolean(), nullable=False),
-    sa.Column('display_network', sa.Boolean(), nullable=False),
-    sa.Column('subdomain_access', sa.Boolean(), nullable=True),
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=40), nullable=False),
     sa.Column('created', sa.DateTime(), nullable=False),
     sa.Column('removed', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_network_account_id_account')),
-    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_network_domain_id_domain')),
-    sa.ForeignKeyConstraint(['network_offering_id'], ['network_offering.id'], name=op.f('fk_network_network_offering_id_network_offering')),
-    sa.ForeignKeyConstraint(['physical_network_id'], ['physical_network.id'], name=op.f('fk_network_physical_network_id_physical_network')),
-    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_network_zone_id_zone')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_network')),
-    sa.UniqueConstraint('uuid', name=op.f('uq_network_uuid'))
-    )
-    op.create_table('network_offering_service',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('offering_id', sa.Integer(), nullable=False),
-    sa.Column('service', sa.String(length=64), nullable=False),
-    sa.Column('provider', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['offering_id'], ['network_offering.id'], name=op.f('fk_network_offering_service_offering_id_network_offering')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_network_offering_service')),
-    sa.UniqueConstraint('offering_id', 'service', name=op.f('uq_network_offering_service_offering_id'))
+    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_network_offering_domain_id_domain')),
+    sa.ForeignKeyConstraint(['service_offering_id'], ['service_offering.id'], name=op.f('fk_network_offering_service_offering_id_service_offering')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_network_offering')),
+    sa.UniqueConstraint('unique_name', name=op.f('uq_network_offering_unique_name')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_network_offering_uuid'))
     )
     op.create_table('physical_network_service_provider',
     sa.Column('physical_network_id', sa.Integer(), nullable=False),
@@ -601,37 +566,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_async_job_instance_uuid'), ['instance_uuid'], unique=False)
         batch_op.create_index(batch_op.f('ix_async_job_status'), ['status'], unique=False)
 
-    op.create_table('domain_router',
-    sa.Column('name', sa.String(length=255), nullable=False),
-    sa.Column('network_id', sa.Integer(), nullable=False),
-    sa.Column('zone_id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=True),
-    sa.Column('domain_id', sa.Integer(), nullable=True),
-    sa.Column('state', sa.String(length=32), nullable=False),
-    sa.Column('provider', sa.String(length=64), nullable=False),
-    sa.Column('guest_ip', sa.String(length=64), nullable=True),
-    sa.Column('guest_mac', sa.String(length=17), nullable=True),
-    sa.Column('public_ip', sa.String(length=64), nullable=True),
-    sa.Column('public_mac', sa.String(length=17), nullable=True),
-    sa.Column('host_name', sa.String(length=255), nullable=True),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('version', sa.String(length=32), nullable=False),
-    sa.Column('updated', sa.DateTime(), nullable=False),
-    sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('uuid', sa.String(length=40), nullable=False),
-    sa.Column('created', sa.DateTime(), nullable=False),
-    sa.Column('removed', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_domain_router_account_id_account')),
-    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_domain_router_domain_id_domain')),
-    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_domain_router_network_id_network')),
-    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_domain_router_zone_id_zone')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_domain_router')),
-    sa.UniqueConstraint('uuid', name=op.f('uq_domain_router_uuid'))
-    )
-    with op.batch_alter_table('domain_router', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_domain_router_network_id'), ['network_id'], unique=False)
-
     op.create_table('event',
     sa.Column('event_type', sa.String(length=64), nullable=False),
     sa.Column('level', sa.String(length=16), nullable=False),
@@ -657,20 +591,6 @@ def upgrade() -> None:
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_event_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_event_event_type'), ['event_type'], unique=False)
-
-    op.create_table('guest_vlan',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('physical_network_id', sa.Integer(), nullable=False),
-    sa.Column('vlan', sa.Integer(), nullable=False),
-    sa.Column('network_id', sa.Integer(), nullable=False),
-    sa.Column('taken', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_guest_vlan_network_id_network')),
-    sa.ForeignKeyConstraint(['physical_network_id'], ['physical_network.id'], name=op.f('fk_guest_vlan_physical_network_id_physical_network')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_guest_vlan')),
-    sa.UniqueConstraint('physical_network_id', 'vlan', name=op.f('uq_guest_vlan_physical_network_id'))
-    )
-    with op.batch_alter_table('guest_vlan', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_guest_vlan_network_id'), ['network_id'], unique=False)
 
     op.create_table('host',
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -735,6 +655,54 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_session')),
     sa.UniqueConstraint('session_key', name=op.f('uq_login_session_session_key'))
     )
+    op.create_table('network',
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('display_text', sa.String(length=1024), nullable=False),
+    sa.Column('zone_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('domain_id', sa.Integer(), nullable=True),
+    sa.Column('guest_type', sa.String(length=32), nullable=False),
+    sa.Column('traffic_type', sa.String(length=32), nullable=False),
+    sa.Column('cidr', sa.String(length=64), nullable=True),
+    sa.Column('gateway', sa.String(length=64), nullable=True),
+    sa.Column('netmask', sa.String(length=64), nullable=True),
+    sa.Column('start_ip', sa.String(length=64), nullable=True),
+    sa.Column('end_ip', sa.String(length=64), nullable=True),
+    sa.Column('vlan', sa.String(length=64), nullable=True),
+    sa.Column('provider', sa.String(length=64), nullable=True),
+    sa.Column('state', sa.String(length=32), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('network_offering_id', sa.Integer(), nullable=True),
+    sa.Column('physical_network_id', sa.Integer(), nullable=True),
+    sa.Column('network_domain', sa.String(length=255), nullable=True),
+    sa.Column('acl_type', sa.String(length=32), nullable=True),
+    sa.Column('dns1', sa.String(length=64), nullable=True),
+    sa.Column('dns2', sa.String(length=64), nullable=True),
+    sa.Column('vlan_specified', sa.Boolean(), nullable=False),
+    sa.Column('restart_required', sa.Boolean(), nullable=False),
+    sa.Column('display_network', sa.Boolean(), nullable=False),
+    sa.Column('subdomain_access', sa.Boolean(), nullable=True),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('uuid', sa.String(length=40), nullable=False),
+    sa.Column('created', sa.DateTime(), nullable=False),
+    sa.Column('removed', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_network_account_id_account')),
+    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_network_domain_id_domain')),
+    sa.ForeignKeyConstraint(['network_offering_id'], ['network_offering.id'], name=op.f('fk_network_network_offering_id_network_offering')),
+    sa.ForeignKeyConstraint(['physical_network_id'], ['physical_network.id'], name=op.f('fk_network_physical_network_id_physical_network')),
+    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_network_zone_id_zone')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_network')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_network_uuid'))
+    )
+    op.create_table('network_offering_service',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('offering_id', sa.Integer(), nullable=False),
+    sa.Column('service', sa.String(length=64), nullable=False),
+    sa.Column('provider', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['offering_id'], ['network_offering.id'], name=op.f('fk_network_offering_service_offering_id_network_offering')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_network_offering_service')),
+    sa.UniqueConstraint('offering_id', 'service', name=op.f('uq_network_offering_service_offering_id'))
+    )
     op.create_table('project_account',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -791,6 +759,73 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_template_store_ref')),
     sa.UniqueConstraint('template_id', 'store_id', name=op.f('uq_template_store_ref_template_id'))
     )
+    op.create_table('capacity',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('capacity_type', sa.Integer(), nullable=False),
+    sa.Column('zone_id', sa.Integer(), nullable=False),
+    sa.Column('pod_id', sa.Integer(), nullable=True),
+    sa.Column('cluster_id', sa.Integer(), nullable=True),
+    sa.Column('host_id', sa.Integer(), nullable=True),
+    sa.Column('pool_id', sa.Integer(), nullable=True),
+    sa.Column('total', sa.BigInteger(), nullable=False),
+    sa.Column('used', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['cluster_id'], ['cluster.id'], name=op.f('fk_capacity_cluster_id_cluster')),
+    sa.ForeignKeyConstraint(['host_id'], ['host.id'], name=op.f('fk_capacity_host_id_host')),
+    sa.ForeignKeyConstraint(['pod_id'], ['pod.id'], name=op.f('fk_capacity_pod_id_pod')),
+    sa.ForeignKeyConstraint(['pool_id'], ['storage_pool.id'], name=op.f('fk_capacity_pool_id_storage_pool')),
+    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_capacity_zone_id_zone')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_capacity')),
+    sa.UniqueConstraint('host_id', 'capacity_type', name=op.f('uq_capacity_host_id')),
+    sa.UniqueConstraint('pool_id', 'capacity_type', name=op.f('uq_capacity_pool_id'))
+    )
+    with op.batch_alter_table('capacity', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_capacity_cluster_id'), ['cluster_id'], unique=False)
+
+    op.create_table('domain_router',
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('network_id', sa.Integer(), nullable=False),
+    sa.Column('zone_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('domain_id', sa.Integer(), nullable=True),
+    sa.Column('state', sa.String(length=32), nullable=False),
+    sa.Column('provider', sa.String(length=64), nullable=False),
+    sa.Column('guest_ip', sa.String(length=64), nullable=True),
+    sa.Column('guest_mac', sa.String(length=17), nullable=True),
+    sa.Column('public_ip', sa.String(length=64), nullable=True),
+    sa.Column('public_mac', sa.String(length=17), nullable=True),
+    sa.Column('host_name', sa.String(length=255), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('version', sa.String(length=32), nullable=False),
+    sa.Column('updated', sa.DateTime(), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('uuid', sa.String(length=40), nullable=False),
+    sa.Column('created', sa.DateTime(), nullable=False),
+    sa.Column('removed', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_domain_router_account_id_account')),
+    sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_domain_router_domain_id_domain')),
+    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_domain_router_network_id_network')),
+    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_domain_router_zone_id_zone')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_domain_router')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_domain_router_uuid'))
+    )
+    with op.batch_alter_table('domain_router', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_domain_router_network_id'), ['network_id'], unique=False)
+
+    op.create_table('guest_vlan',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('physical_network_id', sa.Integer(), nullable=False),
+    sa.Column('vlan', sa.Integer(), nullable=False),
+    sa.Column('network_id', sa.Integer(), nullable=False),
+    sa.Column('taken', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_guest_vlan_network_id_network')),
+    sa.ForeignKeyConstraint(['physical_network_id'], ['physical_network.id'], name=op.f('fk_guest_vlan_physical_network_id_physical_network')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_guest_vlan')),
+    sa.UniqueConstraint('physical_network_id', 'vlan', name=op.f('uq_guest_vlan_physical_network_id'))
+    )
+    with op.batch_alter_table('guest_vlan', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_guest_vlan_network_id'), ['network_id'], unique=False)
+
     op.create_table('vlan',
     sa.Column('zone_id', sa.Integer(), nullable=False),
     sa.Column('physical_network_id', sa.Integer(), nullable=True),
@@ -821,28 +856,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('vlan', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vlan_zone_id'), ['zone_id'], unique=False)
-
-    op.create_table('capacity',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('capacity_type', sa.Integer(), nullable=False),
-    sa.Column('zone_id', sa.Integer(), nullable=False),
-    sa.Column('pod_id', sa.Integer(), nullable=True),
-    sa.Column('cluster_id', sa.Integer(), nullable=True),
-    sa.Column('host_id', sa.Integer(), nullable=True),
-    sa.Column('pool_id', sa.Integer(), nullable=True),
-    sa.Column('total', sa.BigInteger(), nullable=False),
-    sa.Column('used', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['cluster_id'], ['cluster.id'], name=op.f('fk_capacity_cluster_id_cluster')),
-    sa.ForeignKeyConstraint(['host_id'], ['host.id'], name=op.f('fk_capacity_host_id_host')),
-    sa.ForeignKeyConstraint(['pod_id'], ['pod.id'], name=op.f('fk_capacity_pod_id_pod')),
-    sa.ForeignKeyConstraint(['pool_id'], ['storage_pool.id'], name=op.f('fk_capacity_pool_id_storage_pool')),
-    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_capacity_zone_id_zone')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_capacity')),
-    sa.UniqueConstraint('host_id', 'capacity_type', name=op.f('uq_capacity_host_id')),
-    sa.UniqueConstraint('pool_id', 'capacity_type', name=op.f('uq_capacity_pool_id'))
-    )
-    with op.batch_alter_table('capacity', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_capacity_cluster_id'), ['cluster_id'], unique=False)
 
     op.create_table('vm_instance',
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -1252,20 +1265,30 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vm_instance_account_id'))
 
     op.drop_table('vm_instance')
-    with op.batch_alter_table('capacity', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_capacity_cluster_id'))
-
-    op.drop_table('capacity')
     with op.batch_alter_table('vlan', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vlan_zone_id'))
 
     op.drop_table('vlan')
+    with op.batch_alter_table('guest_vlan', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_guest_vlan_network_id'))
+
+    op.drop_table('guest_vlan')
+    with op.batch_alter_table('domain_router', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_domain_router_network_id'))
+
+    op.drop_table('domain_router')
+    with op.batch_alter_table('capacity', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_capacity_cluster_id'))
+
+    op.drop_table('capacity')
     op.drop_table('template_store_ref')
     op.drop_table('storage_pool')
     with op.batch_alter_table('project_account', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_project_account_account_id'))
 
     op.drop_table('project_account')
+    op.drop_table('network_offering_service')
+    op.drop_table('network')
     op.drop_table('login_session')
     with op.batch_alter_table('image_extract', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_image_extract_template_id'))
@@ -1277,19 +1300,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_host_cluster_id'))
 
     op.drop_table('host')
-    with op.batch_alter_table('guest_vlan', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_guest_vlan_network_id'))
-
-    op.drop_table('guest_vlan')
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_event_event_type'))
         batch_op.drop_index(batch_op.f('ix_event_account_id'))
 
     op.drop_table('event')
-    with op.batch_alter_table('domain_router', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_domain_router_network_id'))
-
-    op.drop_table('domain_router')
     with op.batch_alter_table('async_job', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_async_job_status'))
         batch_op.drop_index(batch_op.f('ix_async_job_instance_uuid'))
@@ -1326,8 +1341,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_physical_network_service_provider_physical_network_id'))
 
     op.drop_table('physical_network_service_provider')
-    op.drop_table('network_offering_service')
-    op.drop_table('network')
+    op.drop_table('network_offering')
     op.drop_table('cluster')
     op.drop_table('service_offering')
     with op.batch_alter_table('role_permission', schema=None) as batch_op:
@@ -1340,12 +1354,15 @@ def downgrade() -> None:
 
     op.drop_table('physical_network')
     op.drop_table('os_type')
-    op.drop_table('network_offering')
     op.drop_table('image_store')
     op.drop_table('disk_offering')
     op.drop_table('account')
     op.drop_table('zone')
     op.drop_table('usage_network_counter')
+    with op.batch_alter_table('usage_job', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_usage_job_end_date'))
+
+    op.drop_table('usage_job')
     op.drop_table('role')
     op.drop_table('os_category')
     op.drop_table('domain')

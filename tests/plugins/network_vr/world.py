@@ -1,0 +1,271 @@
+"""A small world of network namespaces for the virtual router's tests.
+
+* ``internet``: a namespace on the public bridge at 198.51.100.1 (TEST-NET-2, the public
+  ranges' gateway), with a web server that answers with the caller's address;
+* guests: a namespace per guest NIC, on a network's guest bridge with the NIC's MAC,
+  taking its address with busybox udhcpc;
+* helpers to run servers and clients in them.
+
+Only addresses inside these namespaces are ever used. Everything made is recorded and
+removed by ``close()`` (the fixture calls it even when the test fails); ``sweep()`` removes
+what an interrupted earlier run left (names start with ``tw`` / ``strato-tr-``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+PUBLIC_NET = "198.51.100.0/24"
+PUBLIC_GATEWAY = "198.51.100.1"
+#: the routers' interface names in tests (the element's ``prefix``)
+ROUTER_PREFIX = "t"
+
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    printf '{"ip": "%s", "mask": "%s", "router": "%s", "dns": "%s", "hostname": "%s", "domain": "%s"}\\n' \\
+      "$ip" "$mask" "$router" "$dns" "$hostname" "$domain" > "$LEASE_FILE" ;;
+esac
+exit 0
+"""
+
+ECHO_SERVER = r"""
+import http.server, socketserver, sys
+name, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{name} {self.client_address[0]}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if "Cookie" not in self.headers:
+            self.send_header("Set-Cookie", f"app={name}")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+S(("0.0.0.0", port), H).serve_forever()
+"""
+
+
+def sh(*args: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=input)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")
+    return done
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("ip", "nft", "dnsmasq", "busybox", "curl", "haproxy", "openvpn", "openssl")
+            if shutil.which(t) is None]
+
+
+def kernel_supports_vlan() -> bool:
+    """Can this kernel make 802.1Q VLAN devices? (Some, built without 8021q and loading no
+    modules, cannot: ``ip link add ... type vlan`` answers "Unknown device type".)"""
+    probe = f"tw{uuid.uuid4().hex[:4]}vp"
+    sh("ip", "link", "add", probe, "type", "veth", "peer", "name", f"{probe}x")
+    try:
+        return sh("ip", "link", "add", "link", probe, "name", f"{probe}.5", "type", "vlan", "id", "5",
+                  check=False).returncode == 0
+    finally:
+        sh("ip", "link", "delete", probe, check=False)
+
+
+def sweep() -> None:
+    """Remove namespaces and links an interrupted run of these tests left behind."""
+    for name in sh("ip", "netns", "list", check=False).stdout.split():
+        if name.startswith(("tw-", f"strato-{ROUTER_PREFIX}r-")):
+            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "delete", name, check=False)
+    pattern = re.compile(rf"^(tw[0-9a-f]{{4}}\w*|{ROUTER_PREFIX}[bgpv][0-9a-f]{{10}})$")
+    for link in json.loads(sh("ip", "-j", "link", "show", check=False).stdout or "[]"):
+        name = link.get("ifname", "")
+        if pattern.match(name):
+            sh("ip", "link", "delete", name, check=False)
+
+
+class Guest:
+    """A namespace with one interface on a bridge: a guest NIC as the router sees it."""
+
+    def __init__(self, world: World, name: str, bridge: str, mac: str, vlan: str | None = None):
+        self.world, self.name, self.mac = world, name, mac
+        self.ns = world.namespace(name)
+        self.dev = world.veth_into(self.ns, bridge, mac=mac)
+        self.lease: dict | None = None
+
+    def dhcp(self, timeout: float = 15) -> dict:
+        """Take a lease with udhcpc (applying it to the interface); the lease's fields."""
+        lease_file = self.world.tmp / f"lease-{self.name}.json"
+        lease_file.unlink(missing_ok=True)
+        script = self.world.tmp / "udhcpc.sh"
+        if not script.exists():
+            script.write_text(UDHCPC_SCRIPT)
+            script.chmod(0o755)
+        env = {**os.environ, "LEASE_FILE": str(lease_file)}
+        tries = max(1, int(timeout) - 1)
+        try:
+            done = subprocess.run(["ip", "netns", "exec", self.ns, "busybox", "udhcpc", "-i", self.dev, "-n", "-q",
+                                   "-f", "-t", str(tries), "-T", "1", "-s", str(script), "-x",
+                                   f"hostname:{self.name}"], capture_output=True, text=True, timeout=timeout + 5,
+                                  env=env)
+            output = f"{done.stdout} {done.stderr}"
+        except subprocess.TimeoutExpired as exc:
+            output = f"udhcpc did not finish: {exc}"
+        if not lease_file.exists():
+            raise AssertionError(f"guest {self.name} got no lease: {output}")
+        self.lease = json.loads(lease_file.read_text())
+        return self.lease
+
+    def run(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.ns, *args, check=check, timeout=timeout)
+
+    def serve_http(self, port: int = 80) -> None:
+        self.world.spawn(self.ns, [sys.executable, "-c", ECHO_SERVER, self.name, str(port)])
+        self.world.wait_listening(self.ns, port)
+
+    def get(self, url: str, timeout: float = 3, **kw) -> str | None:
+        return self.world.get(self.ns, url, timeout=timeout, **kw)
+
+
+class World:
+    def __init__(self):
+        self.tag = uuid.uuid4().hex[:4]
+        self.namespaces: list[str] = []
+        self.links: list[str] = []
+        self.processes: list[subprocess.Popen] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"tw-{self.tag}-"))
+        self._n = 0
+        self.public_bridge = self.bridge("p")
+        self.internet = self.namespace("inet")
+        self.internet_dev = self.veth_into(self.internet, self.public_bridge)
+        sh("ip", "-n", self.internet, "addr", "add", f"{PUBLIC_GATEWAY}/24", "dev", self.internet_dev)
+        # a second address on the internet side, for source-CIDR firewall rules
+        sh("ip", "-n", self.internet, "addr", "add", "198.51.100.200/24", "dev", self.internet_dev)
+        self.spawn(self.internet, [sys.executable, "-c", ECHO_SERVER, "internet", "8000"])
+        self.spawn(self.internet, [sys.executable, "-c", ECHO_SERVER, "internet", "8001"])
+        self.wait_listening(self.internet, 8000)
+        self.wait_listening(self.internet, 8001)
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _name(self, suffix: str) -> str:
+        name = f"tw{self.tag}{suffix}"
+        assert len(name) <= 15, name
+        return name
+
+    def bridge(self, suffix: str) -> str:
+        name = self._name(suffix)
+        sh("ip", "link", "add", name, "type", "bridge")
+        self.links.append(name)
+        sh("ip", "link", "set", name, "type", "bridge", "forward_delay", "0", "stp_state", "0")
+        sh("ip", "link", "set", name, "up")
+        return name
+
+    def namespace(self, name: str) -> str:
+        ns = f"tw-{self.tag}-{name}"
+        sh("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        return ns
+
+    def veth_into(self, ns: str, bridge: str, *, mac: str | None = None) -> str:
+        """A veth pair: one end on ``bridge`` (host side), the other ``eth0``-like in ``ns``."""
+        self._n += 1
+        host = self._name(f"h{self._n}")
+        inside = self._name(f"i{self._n}")
+        sh("ip", "link", "add", host, "type", "veth", "peer", "name", inside)
+        self.links.append(host)
+        sh("ip", "link", "set", inside, "netns", ns)
+        if mac:
+            sh("ip", "-n", ns, "link", "set", inside, "address", mac)
+        sh("ip", "link", "set", host, "master", bridge, "up")
+        sh("ip", "-n", ns, "link", "set", inside, "up")
+        return inside
+
+    def uplink(self) -> tuple[str, str]:
+        """A veth pair standing for a host's physical NIC: (host device, peer in a new 'switch' namespace)."""
+        switch = self.namespace("sw")
+        self._n += 1
+        host, inside = self._name(f"u{self._n}"), self._name(f"s{self._n}")
+        sh("ip", "link", "add", host, "type", "veth", "peer", "name", inside)
+        self.links.append(host)
+        sh("ip", "link", "set", inside, "netns", switch)
+        sh("ip", "link", "set", host, "up")
+        sh("ip", "-n", switch, "link", "set", inside, "up")
+        return host, inside
+
+    def guest(self, name: str, bridge: str, mac: str) -> Guest:
+        return Guest(self, name, bridge, mac)
+
+    # -- processes and clients -------------------------------------------------------------------
+
+    def spawn(self, ns: str, argv: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def wait_listening(self, ns: str, port: int | str, timeout: float = 10, udp: bool = False) -> None:
+        """Wait until something listens on ``port`` (or ``"address:port"``) in ``ns``."""
+        deadline = time.monotonic() + timeout
+        flag = "-lun" if udp else "-ltn"
+        pattern = re.escape(port) + r"\b" if isinstance(port, str) else rf":{port}\b"
+        while time.monotonic() < deadline:
+            out = sh("ip", "netns", "exec", ns, "ss", "-H", flag, check=False).stdout
+            if re.search(pattern, out):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"nothing listens on port {port} in {ns}")
+
+    def get(self, ns: str, url: str, *, timeout: float = 3, source: str | None = None,
+            cookies: Path | None = None) -> str | None:
+        """The body of a GET from inside ``ns``, or None when it times out or is refused."""
+        args = ["ip", "netns", "exec", ns, "curl", "-s", "-m", str(timeout)]
+        if source:
+            args += ["--interface", source]
+        if cookies is not None:
+            args += ["-b", str(cookies), "-c", str(cookies)]
+        done = subprocess.run(args + [url], capture_output=True, text=True, timeout=timeout + 5)
+        return done.stdout if done.returncode == 0 else None
+
+    def close(self) -> None:
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=5)
+        for ns in self.namespaces:
+            for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "delete", ns, check=False)
+        for link in self.links:
+            sh("ip", "link", "delete", link, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
