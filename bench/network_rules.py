@@ -95,7 +95,7 @@ def main() -> None:
                baseline="incremental: each rule's change only")
         report(f"one more rule on a router that has ~{n} (median of the last 50)",
                [("incremental", last_incremental), ("full re-apply", last_full),
-                (f"(one full apply of all {n} at once)", once)],
+                (f"(a full start with all {n}: links, daemons, table)", once)],
                baseline="incremental")
     finally:
         for name, element in elements.items():

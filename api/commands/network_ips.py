@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 
 from api.views.network import ADDRESS_FIELDS, VLAN_RANGE_FIELDS, address_view, vlan_range_view
 from api.views.network_rules import STATIC_NAT_FIELDS, static_nat_view
@@ -351,10 +351,12 @@ def release_job(ctx):
              })
 def list_public_ip_addresses(ctx, p):
     query = select(PublicIpAddress)
-    allocated_only = p.get("allocatedonly", True)
-    if allocated_only or not is_admin(ctx):
-        query = query.where(PublicIpAddress.state == IpState.ALLOCATED, PublicIpAddress.account_id.is_not(None),
-                            ctx.owner_filter(PublicIpAddress, by_id="id" in p))
+    owned = ctx.owner_filter(PublicIpAddress, by_id="id" in p)
+    if p.get("allocatedonly", True) or not is_admin(ctx):
+        query = query.where(PublicIpAddress.state == IpState.ALLOCATED, PublicIpAddress.account_id.is_not(None), owned)
+    elif not ctx.caller.is_root_admin:  # a domain admin: free addresses, and its domain's
+        query = query.where(or_(PublicIpAddress.account_id.is_(None), and_(PublicIpAddress.account_id.is_not(None),
+                                                                           owned)))
     if "id" in p:
         query = query.where(PublicIpAddress.uuid == p["id"])
     if "ipaddress" in p:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from api.views.network import ROUTER_FIELDS, router_view
-from core.commands import ADMINS, P, api_command
+from core.commands import ADMINS, ROOT_ONLY, P, api_command
 from core.errors import InvalidParameterError
 from core.jobs import job_handler
 from core.model import Network, Router, RouterState, Zone
@@ -20,8 +20,7 @@ from .zones import choice
 
 
 def _router(ctx, p) -> Router:
-    router = ctx.get(Router, p["id"], "id")
-    return router
+    return ctx.get(Router, p["id"], "id")
 
 
 def _render(ctx, router_uuid: str) -> dict:
@@ -66,7 +65,7 @@ def list_routers(ctx, p):
     return total, [router_view(ctx.session, r) for r in rows]
 
 
-@api_command("stopRouter", response="router", is_async=True, roles=ADMINS, response_fields=ROUTER_FIELDS,
+@api_command("stopRouter", response="router", is_async=True, roles=ROOT_ONLY, response_fields=ROUTER_FIELDS,
              description="Stops a router.", params={"id": P.uuid("the ID of the router", required=True),
                                                     "forced": P.boolean("Force stop the VM")})
 def stop_router(ctx, p):
@@ -88,7 +87,7 @@ def stop_router_job(ctx):
     return _render(ctx, ctx.params["router"])
 
 
-@api_command("startRouter", response="router", is_async=True, roles=ADMINS, response_fields=ROUTER_FIELDS,
+@api_command("startRouter", response="router", is_async=True, roles=ROOT_ONLY, response_fields=ROUTER_FIELDS,
              description="Starts a router.", params={"id": P.uuid("the ID of the router", required=True)})
 def start_router(ctx, p):
     router = _router(ctx, p)
@@ -103,8 +102,8 @@ def start_router_job(ctx):
     return _render(ctx, ctx.params["router"])
 
 
-@api_command("rebootRouter", response="router", is_async=True, roles=ADMINS, response_fields=ROUTER_FIELDS,
-             description="Starts a router.", params={"id": P.uuid("the ID of the router", required=True),
+@api_command("rebootRouter", response="router", is_async=True, roles=ROOT_ONLY, response_fields=ROUTER_FIELDS,
+             description="Reboots a router.", params={"id": P.uuid("the ID of the router", required=True),
                                                      "forced": P.boolean("Force reboot the router")})
 def reboot_router(ctx, p):
     router = _router(ctx, p)

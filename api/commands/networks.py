@@ -116,7 +116,9 @@ def create_network(ctx, p):
             raise invalid(ctx, "physicalnetworkid", "the physical network is not in the zone")
     if offering.guest_type == "Shared" and (acl_type or "Domain") == "Domain":
         owner = None  # the network belongs to a domain (or, without domainid, the whole zone)
-        domain_id = ctx.get(Domain, p["domainid"], "domainid").id if "domainid" in p else None
+        domain_id = _reachable_domain(ctx, p["domainid"]).id if "domainid" in p else None
+        if domain_id is None and not ctx.caller.is_root_admin:
+            raise PermissionDenied("only a root admin may create a zone-wide shared network; give domainid")
     else:
         owner, domain_id = owner_of(ctx, p), None
     for param in ("gateway", "netmask", "startip", "endip", "dns1", "dns2"):
@@ -132,6 +134,14 @@ def create_network(ctx, p):
         network.display_network = p["displaynetwork"]
     ctx.event("NETWORK.CREATE", f"Created network {network.name}", network)
     return network_view(ctx.session, network, admin=ctx.caller.is_root_admin)
+
+
+def _reachable_domain(ctx, uuid: str) -> Domain:
+    """The domain ``uuid`` when the caller administers it (its own or one below); 531 otherwise."""
+    domain = ctx.get(Domain, uuid, "domainid", check_owner=False)
+    if not (ctx.caller.is_root_admin or (ctx.caller.is_domain_admin and domain.path.startswith(ctx.caller.domain_path))):
+        raise PermissionDenied(f"Account {ctx.caller.account_name} may not act in domain {domain.name}")
+    return domain
 
 
 def _ipv4(ctx, param: str, value: str) -> None:

@@ -15,7 +15,7 @@ from api.views.identity import USER_FIELDS, USER_KEYS_FIELDS, user_keys_view, us
 from core.commands import ADMINS, ALL_ROLES, SUCCESS, P, api_command
 from core.errors import PermissionDenied
 from core.jobs import job_handler
-from core.model import Account, AccountType, LoginSession, User
+from core.model import Account, AccountType, LoginSession, User, utcnow
 from core.passwords import hash_password, new_key, verify_password
 
 from .accounts import USER_PARAMS, account_filter, check_account, domain_param, new_user
@@ -199,12 +199,6 @@ def delete_user(ctx, p):
     """Deletes a user (its account and the account's resources stay); its keys and sessions end."""
     user = _changeable(ctx, _user(ctx, p), "delete")
     _end_sessions(ctx, user)
-    user.removed, user.removed_marker, user.api_key, user.secret_key = _now(), user.id, None, None
+    user.removed, user.removed_marker, user.api_key, user.secret_key = utcnow(), user.id, None, None
     ctx.event("USER.DELETE", f"Deleted user {user.username}", user)
     return SUCCESS
-
-
-def _now():
-    from core.model import utcnow
-
-    return utcnow()

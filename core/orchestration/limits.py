@@ -106,10 +106,6 @@ def strato_configuration_keys():
     return CONFIG_KEYS
 
 
-def resource_type(value: int) -> ResourceType:
-    return ResourceType(value)
-
-
 # -- limits ------------------------------------------------------------------------
 
 

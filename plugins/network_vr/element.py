@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import logging
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -34,10 +32,6 @@ from .router import Router, parse_network
 from .system import Names
 
 log = logging.getLogger(__name__)
-
-REQUIRED_TOOLS = ("ip", "nft", "dnsmasq")
-OPTIONAL_TOOLS = {"haproxy": "Lb", "openvpn": "Vpn", "openssl": "Vpn"}
-
 
 class VirtualRouterElement(NetworkElement):
     name = "vr"
@@ -116,14 +110,6 @@ class VirtualRouterElement(NetworkElement):
     def ex_router(self, network_uuid: str) -> Router:
         return Router(network_uuid, self._state_root(), self.prefix, self.incremental)
 
-    @staticmethod
-    def ex_missing_tools() -> dict[str, str]:
-        """{tool: what needs it} for the tools this host lacks."""
-        missing = {tool: "every router" for tool in REQUIRED_TOOLS if shutil.which(tool) is None}
-        missing.update({tool: f"the {service} service" for tool, service in OPTIONAL_TOOLS.items()
-                        if shutil.which(tool) is None})
-        return missing
-
     # -- helpers ---------------------------------------------------------------------------
 
     def _state_root(self) -> Path:
@@ -171,9 +157,14 @@ def new_certificate(common_name: str) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         key, cert = Path(tmp) / "key.pem", Path(tmp) / "cert.pem"
         subject = "/CN=" + "".join(c for c in common_name if c.isalnum() or c in " -._")[:60]
-        done = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                               "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650", "-subj", subject,
-                               "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True, timeout=30)
+        try:
+            done = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                   "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650", "-subj", subject,
+                                   "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True,
+                                  timeout=30)
+        except FileNotFoundError:
+            raise ResourceUnavailableError("openssl is not installed on the management host: the VPN's "
+                                           "certificate cannot be made") from None
         if done.returncode != 0:
             raise ResourceUnavailableError(f"openssl could not make the VPN's certificate: {done.stderr.strip()}")
         return cert.read_text(), key.read_text()

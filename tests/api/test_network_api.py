@@ -361,3 +361,27 @@ def test_vpn_ranges_must_not_overlap_the_guest_network(alice, rules_world):
     assert alice.wait(alice("addVpnUser", username="u1", password="secret1"))["vpnuser"]["username"] == "u1"
     assert error(alice, "addVpnUser", username="u1", password="secret1").status == 431
     assert error(alice, "addVpnUser", username="bad name", password="secret1").status == 431
+
+
+def test_concurrent_acquisitions_never_share_an_address(app, cloud, zone):
+    import threading
+
+    clients = [ApiClient.for_user(app, cloud, make_account(cloud, f"racer{i}")) for i in range(6)]
+    networks = [network_of(client, zone, f"n{i}") for i, client in enumerate(clients)]
+    got, failed = [], []
+    barrier = threading.Barrier(len(clients))
+
+    def race(client, network):
+        barrier.wait()
+        try:
+            got.append(client.wait(client("associateIpAddress", networkid=network["id"]))["ipaddress"]["ipaddress"])
+        except ApiError as exc:
+            failed.append(exc.status)
+
+    threads = [threading.Thread(target=race, args=pair) for pair in zip(clients, networks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(got) == ["198.51.100.10", "198.51.100.11", "198.51.100.12", "198.51.100.13"]
+    assert failed == [533, 533]

@@ -61,7 +61,7 @@ def test_jobs_run_in_separate_worker_processes(redis_settings):
         zone = simulated_zone(cloud)
         jobs = [admin("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
                       templateid=zone["template"]) for _ in range(6)]
-        states = [admin.wait(job, timeout=60)["virtualmachine"]["state"] for job in jobs]
+        states = [admin.wait(job, timeout=180)["virtualmachine"]["state"] for job in jobs]
         assert states == ["Running"] * 6
         with cloud.db.transaction() as session:
             executors = set(session.scalars(select(AsyncJob.executor).where(
@@ -87,7 +87,7 @@ def test_a_job_queued_while_no_worker_runs_waits_for_one(redis_settings):
         assert admin("queryAsyncJobResult", jobid=job["jobid"])["jobstatus"] == 0
         worker = start_worker(redis_settings)
         try:
-            assert admin.wait(job, timeout=60)["virtualmachine"]["state"] == "Running"
+            assert admin.wait(job, timeout=180)["virtualmachine"]["state"] == "Running"
         finally:
             stop(worker)
     finally:

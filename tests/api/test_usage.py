@@ -191,3 +191,21 @@ def test_who_may_see_usage(admin, app, cloud):
     assert error(boss, "generateUsageRecords", startdate="2024-03-01", enddate="2024-03-01").status == 432
     types = {t["id"]: t["name"] for t in admin("listUsageTypes")["usagetype"]}
     assert (types[1], types[2], types[6], types[9]) == ("RUNNING_VM", "ALLOCATED_VM", "VOLUME", "SNAPSHOT")
+
+
+def test_events_are_archived_and_deleted_by_their_owners(admin, app):
+    user, _ = new_account(admin, app, "gus")
+    events = user("listEvents")["event"]
+    assert {e["type"] for e in events} == {"USER.CREATE", "REGISTER.USER.KEY"}, "the user's own events"
+    admin_event = admin("listEvents")["event"][0]["id"]
+    assert error(user, "archiveEvents", ids=admin_event).status == 531, "not its event"
+    assert error(user, "deleteEvents", ids=f"{events[0]['id']},{admin_event}").status == 531, "all or nothing"
+    assert error(user, "archiveEvents").status == 431, "something must be chosen"
+    assert user("archiveEvents", ids=events[0]["id"]) == {"success": True}
+    assert [e["id"] for e in user("listEvents")["event"]] == [events[1]["id"]]
+    assert [e["id"] for e in user("listEvents", archived=True)["event"]] == [events[0]["id"]]
+    assert user("deleteEvents", type=events[1]["type"], startdate="2000-01-01") == {"success": True}
+    assert user("listEvents") == {}
+    assert user("deleteEvents", enddate="2999-01-01") == {"success": True}
+    assert user("listEvents", archived=True) == {}
+    assert admin("listEvents", id=admin_event)["count"] == 1, "others' events stay"

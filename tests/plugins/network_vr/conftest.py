@@ -17,6 +17,11 @@ from tests.helpers import ApiClient
 from . import world as world_module
 
 
+def pytest_configure(config):
+    # test_kvm_guest.py reuses the KVM plugin's fixtures, whose module marks its tests "kvm"
+    config.addinivalue_line("markers", "kvm: needs the real libvirtd and QEMU (scripts/services/libvirtd.sh)")
+
+
 def skip_loudly(reason: str):
     warnings.warn(pytest.PytestWarning(f"network_vr: {reason}"))
     pytest.skip(reason)
