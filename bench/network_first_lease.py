@@ -9,6 +9,7 @@ Needs root and the tools of scripts/apt/network.txt. Usage: python bench/network
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -58,7 +59,7 @@ def strato_run(cloud, admin, app, world, zone, index: int) -> dict[str, float]:
 
 def baseline_run(world, index: int) -> float:
     """A bridge, a namespace on it with dnsmasq serving one static lease, a guest taking it."""
-    state = tempfile.mkdtemp(prefix="strato-bench-lease-")
+    state = tempfile.mkdtemp(prefix="strato-bench-lease-", dir=world.tmp)
     mac = f"02:00:00:be:00:{index:02x}"
     start = time.perf_counter()
     bridge = world.bridge(f"b{index}")
@@ -87,10 +88,11 @@ def main() -> None:
         print(f"network_first_lease: skipped, missing {', '.join(missing)}")
         return
     world = world_module.World()
+    state_dir = tempfile.mkdtemp(prefix="strato-bench-vr-")
     cloud = scratch_cloud(plugins={"hypervisors": ["simulator"], "storage": ["simulator"], "network": ["vr"],
                                    "api": ["simulator"]},
                           plugin_config={"vr": {"prefix": world_module.ROUTER_PREFIX,
-                                                "state_dir": tempfile.mkdtemp(prefix="strato-bench-vr-")}})
+                                                "state_dir": state_dir}})
     element = cloud.plugins.network["vr"]
     networks = []
     try:
@@ -121,6 +123,8 @@ def main() -> None:
             element.shutdown_network(spec)
         cloud.close()
         world.close()
+        shutil.rmtree(cloud.settings.data_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shutil
 import statistics
 import tempfile
 import time
@@ -101,6 +102,7 @@ def main() -> None:
         for name, element in elements.items():
             element.shutdown_network(specs[name])
         world.close()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

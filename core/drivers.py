@@ -389,8 +389,12 @@ class NetworkElement(Driver):
 
     @abc.abstractmethod
     def implement_network(self, network: dict[str, Any]) -> dict[str, Any]:
-        """Make the network usable (bridge, router). Returns details to keep.
-        Idempotent; on failure nothing half-built remains."""
+        """Make the network usable (bridge, router) and its services match ``network``: the
+        whole configuration, computed from the database by
+        ``core.orchestration.networking.network_spec`` (addresses, NICs, rules, VPN; with
+        ``router.state`` "Stopped" the services stop and the bridge stays). Called again
+        after every change; ``full_apply`` set means a (re)start. Returns details to keep
+        (``bridge`` is where NICs plug in). Idempotent; on failure nothing half-built remains."""
 
     @abc.abstractmethod
     def prepare_nic(self, network: dict[str, Any], nic: NicSpec, vm: VmSpec) -> NicSpec:

@@ -31,7 +31,6 @@ from . import openvpn
 from .router import Router, parse_network
 from .system import Names
 
-log = logging.getLogger(__name__)
 
 class VirtualRouterElement(NetworkElement):
     name = "vr"
