@@ -7,10 +7,10 @@ signature checked, an error with its reason otherwise), and deleted the same way
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from api.views.storage import ISO_FIELDS, iso_rows
-from core.access import can_reach, domain_ids_under
+from core.access import can_reach
 from core.commands import ALL_ROLES, SUCCESS, P, Uuid, api_command
 from core.errors import PermissionDenied
 from core.jobs import job_handler
@@ -18,6 +18,7 @@ from core.model import OsType, Template, Zone
 from core.orchestration import limits
 from core.orchestration import templates as template_ops
 
+from .templates import visible_by_filter
 from .vms import _owner
 from .zones import choice, invalid
 
@@ -97,21 +98,10 @@ def register_iso(ctx, p):
              })
 def list_isos(ctx, p):
     kind = choice(ctx, "isofilter", p.get("isofilter", "selfexecutable"), FILTERS)
-    caller = ctx.caller
-    if kind == "all" and not caller.is_root_admin:
+    if kind == "all" and not ctx.caller.is_root_admin:
         raise PermissionDenied("isofilter=all is for root admins")
-    mine = Template.account_id == caller.account_id
-    if caller.is_domain_admin:
-        mine = Template.domain_id.in_(domain_ids_under(ctx.session, caller.domain_path))
-    visible = {
-        "featured": Template.is_featured.is_(True),
-        "community": Template.is_public.is_(True) & Template.is_featured.is_(False),
-        "self": mine, "selfexecutable": mine,
-        "sharedexecutable": Template.is_public.is_(True) & ~mine,
-        "executable": or_(mine, Template.is_public.is_(True), Template.is_featured.is_(True)),
-        "all": Template.id.is_not(None),
-    }[kind]
-    query = select(Template).where(Template.removed.is_(None), Template.format == "ISO", visible)
+    query = select(Template).where(Template.removed.is_(None), Template.format == "ISO",
+                                   visible_by_filter(ctx, kind))
     if "account" in p or "domainid" in p:
         query = query.where(ctx.owner_filter(Template))
     if "id" in p or "ids" in p:

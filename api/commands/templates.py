@@ -122,20 +122,8 @@ def list_templates(ctx, p):
         raise InvalidParameterError(f"templatefilter must be one of {', '.join(FILTERS)}")
     if kind == "all" and not ctx.caller.is_root_admin:
         raise PermissionDenied("templatefilter=all is for root admins")
-    caller = ctx.caller
-    mine = Template.account_id == caller.account_id
-    if caller.is_domain_admin:
-        mine = Template.domain_id.in_(domain_ids_under(ctx.session, caller.domain_path))
-    visible = {
-        "featured": Template.is_featured.is_(True),
-        "community": Template.is_public.is_(True) & Template.is_featured.is_(False),
-        "self": mine, "selfexecutable": mine,
-        "sharedexecutable": Template.is_public.is_(True) & ~mine,
-        "executable": or_(mine, Template.is_public.is_(True), Template.is_featured.is_(True)),
-        "all": Template.id.is_not(None),
-    }[kind]
     query = select(Template).where(Template.removed.is_(None), Template.template_type != "SYSTEM",
-                                   Template.format != "ISO", visible)
+                                   Template.format != "ISO", visible_by_filter(ctx, kind))
     if "account" in p or "domainid" in p:
         query = query.where(ctx.owner_filter(Template))
     if "id" in p or "ids" in p:
@@ -153,6 +141,22 @@ def list_templates(ctx, p):
         else query).all() for row in template_rows(ctx.session, t, zone_id)]
     size, start = ctx.page_window()
     return len(rows), rows[start:start + size]
+
+
+def visible_by_filter(ctx, kind: str):
+    """The WHERE clause of CloudStack's templatefilter / isofilter values, for the caller."""
+    caller = ctx.caller
+    mine = Template.account_id == caller.account_id
+    if caller.is_domain_admin:
+        mine = Template.domain_id.in_(domain_ids_under(ctx.session, caller.domain_path))
+    return {
+        "featured": Template.is_featured.is_(True),
+        "community": Template.is_public.is_(True) & Template.is_featured.is_(False),
+        "self": mine, "selfexecutable": mine,
+        "sharedexecutable": Template.is_public.is_(True) & ~mine,
+        "executable": or_(mine, Template.is_public.is_(True), Template.is_featured.is_(True)),
+        "all": Template.id.is_not(None),
+    }[kind]
 
 
 def _editable(ctx, template: Template) -> None:

@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import time
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from ..events import record
 from ..model import DownloadState, ImageExtract, ImageStore, Template, TemplateStoreRef, Zone, utcnow
 from .refs import pool_ref, template_ref
 from .snapshots import account_template_copy
+from .templates import _progress, _set  # one way to record a store copy's progress
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +116,6 @@ def copy(cloud, template_uuid: str, source_zone_id: int | None, destination_zone
                    caller=caller, resource=session.get(Template, ref.template_id), plugins=cloud.plugins)
     if first_error is not None:
         raise first_error
-
-
-def _progress(cloud, ref_id: int):
-    last = {"at": 0.0, "percent": -1}
-
-    def report(percent: int) -> None:
-        # at most one write a second: progress is for people, not a write per chunk
-        now = time.monotonic()
-        if percent != last["percent"] and (now - last["at"] >= 1 or percent >= 100):
-            last.update(at=now, percent=percent)
-            _set(cloud, ref_id, download_percent=int(percent))
-
-    return report
-
-
-def _set(cloud, ref_id: int, **values) -> None:
-    with cloud.db.transaction() as session:
-        ref = session.get(TemplateStoreRef, ref_id)
-        for key, value in values.items():
-            setattr(ref, key, value)
 
 
 # -- extract links ------------------------------------------------------------------------
