@@ -117,9 +117,7 @@ def list_isos(ctx, p):
     rows = [row for iso in ctx.session.scalars(query.order_by(Template.id)).all()
             for row in iso_rows(ctx.session, iso, zone_id)
             if (not ready_only or row["isready"]) and ("bootable" not in p or row["bootable"] == p["bootable"])]
-    limit = ctx.cloud.config.get(ctx.session, "default.page.size")
-    size = min(p.get("pagesize") or limit, limit)
-    start = ((p.get("page") or 1) - 1) * size
+    size, start = ctx.page_window()
     return len(rows), rows[start:start + size]
 
 
