@@ -6,7 +6,6 @@ backend (``backend`` in conftest.py), failures included: no partial file may sta
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import uuid
 
 import pytest
@@ -15,30 +14,9 @@ from core.drivers import SnapshotBackup, TemplateRef
 from core.errors import InvalidParameterError, StratoError
 
 from .helpers import image_info, leftovers, qemu_io
-from .test_driver import connect, on_store, template_ref, volume_spec
+from .test_driver import connect, on_store, pool, registered, store, template_ref, volume_spec  # noqa: F401 (fixtures)
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def pool(backend, driver):
-    url, directory = backend.new("pool")
-    return connect(driver, url), directory
-
-
-@pytest.fixture
-def store(backend, driver):
-    url, directory = backend.new("store")
-    return connect(driver, url, "store"), directory
-
-
-@pytest.fixture
-def registered(driver, store, http_files, images):
-    store_ref, _ = store
-    url = http_files.add(f"tiny-{uuid.uuid4().hex[:6]}.qcow2", images["qcow2"])
-    md5 = hashlib.md5(images["qcow2"].read_bytes()).hexdigest()
-    return on_store(driver.register_template(store_ref, template_ref(url, checksum=md5), lambda percent: None),
-                    store_ref)
 
 
 @pytest.fixture
