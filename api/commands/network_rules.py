@@ -351,14 +351,19 @@ def _no_ports(ctx, p) -> tuple[None, None]:
     return None, None
 
 
+def _revoke(ctx, rule, event_type: str, description: str):
+    """Mark a firewall rule for removal and queue the router update that takes it out."""
+    rule.state = RuleState.REVOKE
+    ctx.event(event_type, description, rule)
+    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
+                           revoked=[rule.uuid], instance=rule)
+
+
 @api_command("deleteFirewallRule", response="success", is_async=True, roles=ALL_ROLES,
              description="Deletes a firewall rule", params={"id": P.uuid("the ID of the firewall rule", required=True)})
 def delete_firewall_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "Firewall", "Ingress")
-    rule.state = RuleState.REVOKE
-    ctx.event("FIREWALL.CLOSE", f"Deleting firewall rule {rule.uuid}", rule)
-    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
-                           revoked=[rule.uuid], instance=rule)
+    return _revoke(ctx, rule, "FIREWALL.CLOSE", f"Deleting firewall rule {rule.uuid}")
 
 
 @api_command("listFirewallRules", response="firewallrule", is_list=True, roles=ALL_ROLES,
@@ -411,10 +416,7 @@ def create_egress_firewall_rule(ctx, p):
              params={"id": P.uuid("the ID of the firewall rule", required=True)})
 def delete_egress_firewall_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "Firewall", "Egress")
-    rule.state = RuleState.REVOKE
-    ctx.event("FIREWALL.EGRESS.CLOSE", f"Deleting egress rule {rule.uuid}", rule)
-    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
-                           revoked=[rule.uuid], instance=rule)
+    return _revoke(ctx, rule, "FIREWALL.EGRESS.CLOSE", f"Deleting egress rule {rule.uuid}")
 
 
 @api_command("listEgressFirewallRules", response="firewallrule", is_list=True, roles=ALL_ROLES,
