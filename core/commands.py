@@ -69,6 +69,20 @@ class Uuid(_Typed, fields.String):
             raise ValidationError(f"'{value}' is not a valid uuid") from None
 
 
+#: the ``projectid`` value that lists the resources of all the caller's projects
+ALL_PROJECTS = "-1"
+
+
+class ProjectId(Uuid):
+    """A list command's ``projectid``: a project's uuid, or CloudStack's ``-1`` for every project
+    the caller belongs to (root admins: every project; ``ALL_PROJECTS``)."""
+
+    def _deserialize(self, value, attr, data, **kw):
+        if str(value).strip() == ALL_PROJECTS:
+            return ALL_PROJECTS
+        return super()._deserialize(value, attr, data, **kw)
+
+
 class Integer(_Typed, fields.Integer):
     """CloudStack's INTEGER: a Java ``int``, so a value outside 32 bits is refused (431)
     rather than reaching the database, which could not store or compare it."""
@@ -224,16 +238,22 @@ class P:
 #: float and adds up with any other size far below the databases' 64-bit limit
 MAX_GIB = 2**53 // 2**30
 
+#: the paging parameters of every list (``CommandContext.page_window``)
+PAGING_PARAMS = {
+    "page": P.integer("the page to return, from 1 (0 is the first page too)", minimum=0),
+    "pagesize": P.integer("the number of items per page; -1 for all of them", minimum=-1),
+}
+
 #: parameters every list command takes
 LIST_PARAMS = {
     "keyword": P.string("list by keyword (matches the name)"),
-    "page": P.integer("the page to return, from 1", minimum=1),
-    "pagesize": P.integer("the number of items per page", minimum=1),
+    **PAGING_PARAMS,
     "listall": P.boolean("list all resources the caller may see, not only its own"),
     "account": P.string("list resources of this account (with domainid)"),
     "domainid": P.uuid("list resources of this domain"),
     "isrecursive": P.boolean("with domainid, also list the subdomains' resources"),
-    "projectid": P.uuid("list resources of this project"),
+    "projectid": ProjectId(metadata={"description": "list resources of this project; -1: of all the caller's "
+                                                    "projects"}),
 }
 
 
@@ -364,22 +384,32 @@ class CommandContext:
         keyword = self.params.get("keyword")
         if keyword and name_column is not None:
             query = query.where(name_column.ilike(f"%{escape_like(keyword)}%", escape="\\"))
-        size, offset = self.page_window()
+        window = self.page_window()
         total = self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
         if order_by is not None:
             query = query.order_by(*order_by) if isinstance(order_by, (list, tuple)) else query.order_by(order_by)
-        rows = self.session.scalars(query.limit(size).offset(offset)).all()
+        size = None if window.stop is None else window.stop - window.start
+        rows = self.session.scalars(query.limit(size).offset(window.start)).all()
         return total, rows
 
-    def page_window(self) -> tuple[int, int]:
-        """(page size, offset of the page's first item) of a list request: ``pagesize``
+    def page_window(self) -> slice:
+        """The items of a list request's page, as a slice of the whole list: ``pagesize``
         defaults to ``default.page.size`` and may not exceed it (431, as CloudStack: a
-        silently shorter page would end a client's paging early); ``page`` counts from 1."""
+        silently shorter page would end a client's paging early); ``pagesize=-1`` is all
+        of them (without ``page``); ``page`` counts from 1, and 0 is the first page too."""
         limit = self.cloud.config.get(self.session, "default.page.size")
-        size = self.params.get("pagesize") or limit
+        size, page = self.params.get("pagesize"), self.params.get("page")
+        if size == -1:
+            if page is not None:
+                raise InvalidParameterError("Can't specify page parameter when pagesize is -1 (Unlimited)")
+            return slice(0, None)
+        if size == 0:
+            raise InvalidParameterError("pagesize must be a positive number, or -1 for all items")
+        size = size or limit
         if size > limit:
             raise InvalidParameterError(f"Page size can't exceed max allowed page size value: {limit}")
-        return size, ((self.params.get("page") or 1) - 1) * size
+        start = (max(page or 1, 1) - 1) * size
+        return slice(start, start + size)
 
     def owner_filter(self, model, *, by_id: bool = False):
         """The WHERE clause of a list command (``core.access.owner_filter``). ``by_id``: the

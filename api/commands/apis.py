@@ -37,8 +37,7 @@ def list_apis(ctx, p):
         commands = [c for c in commands if c.lower_name == p["name"].lower()]
     if p.get("keyword"):
         commands = [c for c in commands if p["keyword"].lower() in c.lower_name]
-    size, start = ctx.page_window()
-    return len(commands), [describe(command) for command in commands[start:start + size]]
+    return len(commands), [describe(command) for command in commands[ctx.page_window()]]
 
 
 def describe(command: ApiCommand) -> dict:

@@ -117,8 +117,7 @@ def list_isos(ctx, p):
     rows = [row for iso in ctx.session.scalars(query.order_by(Template.id)).all()
             for row in iso_rows(ctx.session, iso, zone_id)
             if (not ready_only or row["isready"]) and ("bootable" not in p or row["bootable"] == p["bootable"])]
-    size, start = ctx.page_window()
-    return len(rows), rows[start:start + size]
+    return len(rows), rows[ctx.page_window()]
 
 
 @api_command("deleteIso", response="success", is_async=True, roles=ALL_ROLES,

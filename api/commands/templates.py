@@ -139,8 +139,7 @@ def list_templates(ctx, p):
     rows = [row for t in ctx.session.scalars(
         query.where(Template.name.ilike(f"%{escape_like(p['keyword'])}%", escape="\\")) if "keyword" in p
         else query).all() for row in template_rows(ctx.session, t, zone_id)]
-    size, start = ctx.page_window()
-    return len(rows), rows[start:start + size]
+    return len(rows), rows[ctx.page_window()]
 
 
 def visible_by_filter(ctx, kind: str):

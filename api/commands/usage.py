@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from api.views.identity import USAGE_RECORD_FIELDS, USAGE_TYPE_FIELDS, usage_record_view
 from core.access import domain_ids_under, find_project
-from core.commands import ADMINS, ROOT_ONLY, SUCCESS, P, api_command
+from core.commands import ADMINS, PAGING_PARAMS, ROOT_ONLY, SUCCESS, P, api_command
 from core.model import Account, AccountType, Domain, UsageRecord
 from core.orchestration import usage
 
@@ -44,8 +44,7 @@ def _naive(value: dt.datetime) -> dt.datetime:
                  "projectid": P.uuid("list the records of this project"),
                  "type": P.long("list records of this usage type (listUsageTypes)"),
                  "usageid": P.string("list records of this resource (with type)"),
-                 "page": P.integer("the page to return, from 1", minimum=1),
-                 "pagesize": P.integer("the number of items per page", minimum=1),
+                 **PAGING_PARAMS,
              })
 def list_usage_records(ctx, p):
     """Lists usage records whose period starts in the range."""

@@ -52,6 +52,25 @@ def test_a_page_size_beyond_the_maximum_is_431_and_count_stays_the_total(admin, 
     assert admin("listHosts", page=1, pagesize=500)["count"] == 1
 
 
+def test_pagesize_minus_one_lists_everything_and_page_zero_is_the_first_page(cloud, admin, zone):
+    with cloud.db.transaction() as session:
+        session.merge(Configuration(name="default.page.size", value="2"))
+    for n in range(3):
+        admin("createDiskOffering", name=f"paged-{n}", disksize=1)
+    everything = admin("listDiskOfferings", pagesize=-1)
+    assert everything["count"] == len(everything["diskoffering"]) >= 3  # beyond the maximum page of 2
+    for command, extra in (("listDiskOfferings", {}), ("listApis", {}), ("listTemplates", {"templatefilter": "all"})):
+        whole = admin(command, pagesize=-1, **extra)
+        first = admin(command, page=0, pagesize=2, **extra)
+        key = next(k for k in whole if k != "count")
+        assert first[key] == whole[key][:2] and first["count"] == whole["count"]
+    exc = refused(admin, "listDiskOfferings", page=1, pagesize=-1)
+    assert exc.status == 431 and "Can't specify page parameter when pagesize is -1" in exc.body["errortext"]
+    for bad in (0, -2):
+        exc = refused(admin, "listDiskOfferings", page=1, pagesize=bad)
+        assert exc.status == 431 and "pagesize" in exc.body["errortext"], exc.body
+
+
 def test_a_required_parameter_of_blanks_is_missing(cloud, admin):
     before = count(cloud, ServiceOffering)
     exc = refused(admin, "createServiceOffering", name="   ", cpunumber=1, cpuspeed=100, memory=64)
