@@ -21,6 +21,16 @@ run() {  # label, env, pytest args...
 
 status=0
 run SQLite sqlite -q "$@" || status=1
-run PostgreSQL postgresql -q tests/core tests/api -m "not slow" "$@" || status=1
-run MariaDB mariadb -q tests/core tests/api -m "not slow" "$@" || status=1
+
+# The PostgreSQL and MariaDB reruns share nothing (each test has a database of its own on its
+# own server, Redis queues are per test), so they run side by side; each one's output is
+# printed whole when it ends.
+logs=$(mktemp -d)
+run PostgreSQL postgresql -q tests/core tests/api -m "not slow" "$@" > "$logs/postgresql" 2>&1 & pg=$!
+run MariaDB mariadb -q tests/core tests/api -m "not slow" "$@" > "$logs/mariadb" 2>&1 & maria=$!
+wait $pg || status=1
+cat "$logs/postgresql"
+wait $maria || status=1
+cat "$logs/mariadb"
+rm -rf "$logs"
 exit $status
