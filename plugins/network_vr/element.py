@@ -8,6 +8,9 @@ Settings (``[plugin.vr]`` in strato.toml):
 ``prefix``       the first letter(s) of the host's interface names (default ``s``)
 ``incremental``  load only changed port-forwarding/firewall rules into a running router
                  (default true; false reloads the whole table every time)
+``vlan_backend`` how guest VLANs are tagged on the uplink: ``kernel`` (802.1Q devices),
+                 ``ovs`` (Open vSwitch access ports, userspace datapath: no kernel module)
+                 or ``auto`` (default: the kernel's when it can make VLAN devices)
 
 Every router of every network runs on the host whose management server (or worker)
 applies it, so all of them must run on one host.
@@ -28,7 +31,7 @@ from core import NetworkElement, NicSpec, VmSpec, hookimpl
 from core.errors import ConfigurationError, ResourceUnavailableError
 
 from . import openvpn
-from .router import Router, parse_network
+from .router import VLAN_BACKENDS, Router, parse_network
 from .system import Names
 
 
@@ -51,6 +54,10 @@ class VirtualRouterElement(NetworkElement):
         super().__init__(config)
         self.prefix = str(self.config.get("prefix", "s"))
         self.incremental = bool(self.config.get("incremental", True))
+        self.vlan_backend = str(self.config.get("vlan_backend", "auto"))
+        if self.vlan_backend not in VLAN_BACKENDS:
+            raise ConfigurationError(f"[plugin.vr] vlan_backend is {self.vlan_backend!r}: use one of "
+                                     f"{', '.join(VLAN_BACKENDS)}")
         configured = self.config.get("state_dir")
         self.state_dir: Path | None = Path(configured) if configured else None
         Names("00000000-0000-0000-0000-000000000000", self.prefix)  # a prefix too long fails at start-up
@@ -107,7 +114,7 @@ class VirtualRouterElement(NetworkElement):
         return Names(network_uuid, self.prefix)
 
     def ex_router(self, network_uuid: str) -> Router:
-        return Router(network_uuid, self._state_root(), self.prefix, self.incremental)
+        return Router(network_uuid, self._state_root(), self.prefix, self.incremental, self.vlan_backend)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class Public:
     netmask: str
     addresses: tuple[str, ...]
     source_nat: str | None
+    #: the public range's 802.1Q tag (None: untagged); applied when the bridge is Open vSwitch's
     vlan: str | None = None
 
     @property
@@ -153,6 +154,12 @@ def _rule(data: dict[str, Any]) -> FirewallRule:
                         dest_cidrs=tuple(data.get("dest_cidrs") or ()))
 
 
+def _tag(value: Any) -> str | None:
+    """A VLAN as its number ("vlan://100" and 100 alike); None for none and "untagged"."""
+    text = str(value).removeprefix("vlan://") if value is not None else ""
+    return None if text in ("", "untagged") else text
+
+
 def parse(network: dict[str, Any]) -> RouterSpec:
     """The ``RouterSpec`` of a network dict; raises KeyError/ValueError for a malformed one."""
     router = network.get("router") or {}
@@ -164,7 +171,7 @@ def parse(network: dict[str, Any]) -> RouterSpec:
         guest_type=network.get("guest_type", "Isolated"), cidr=network.get("cidr") or "",
         gateway=network.get("gateway") or "", guest_ip=router.get("guest_ip") or network.get("gateway") or "", services=frozenset(network.get("services") or ()),
         network_domain=network.get("network_domain") or "cs.internal", dns=tuple(network.get("dns") or ()),
-        vlan=str(network["vlan"]) if network.get("vlan") not in (None, "", "untagged") else None,
+        vlan=_tag(network.get("vlan")),
         uplink=(network.get("guest") or {}).get("uplink"),
         isolation=((network.get("guest") or {}).get("isolation") or "vlan").lower(),
         nics=tuple(Nic(mac=n["mac"].lower(), ip=n.get("ip"), hostname=n["hostname"], vm=n["vm"],
@@ -173,7 +180,7 @@ def parse(network: dict[str, Any]) -> RouterSpec:
                    for n in network.get("nics") or ()),
         public=Public(bridge=public["bridge"], gateway=public["gateway"], netmask=public["netmask"],
                       addresses=tuple(public["addresses"]), source_nat=public.get("source_nat"),
-                      vlan=public.get("vlan")) if public else None,
+                      vlan=_tag(public.get("vlan"))) if public else None,
         port_forwarding=tuple(PortForward(id=str(r["id"]), public=r["public"], protocol=r["protocol"].lower(),
                                           public_start=r["public_start"], public_end=r["public_end"],
                                           private_ip=r["private_ip"], private_start=r["private_start"],

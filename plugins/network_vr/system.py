@@ -28,12 +28,16 @@ class Names:
     def __init__(self, network_uuid: str, prefix: str = "s"):
         key = network_uuid.replace("-", "")[:10]
         self.key = key
+        self.prefix = prefix
         self.namespace = f"strato-{prefix}r-{key}"
         self.bridge = f"{prefix}b{key}"
         self.guest_veth = f"{prefix}g{key}"
         self.public_veth = f"{prefix}p{key}"
+        #: in the guest bridge: the VLAN/VXLAN device, or (Open vSwitch tagging) a veth end ...
         self.vlan_link = f"{prefix}v{key}"
-        for name in (self.bridge, self.guest_veth, self.public_veth, self.vlan_link):
+        #: ... whose peer is the network's access port on the uplink's OVS bridge
+        self.ovs_port = f"{prefix}q{key}"
+        for name in (self.bridge, self.guest_veth, self.public_veth, self.vlan_link, self.ovs_port):
             if len(name) > IFNAMSIZ:
                 raise ValueError(f"interface name {name!r} is longer than {IFNAMSIZ} characters: shorten the prefix")
 
@@ -70,6 +74,33 @@ def link_exists(name: str, ns: str | None = None) -> bool:
     if ns is None:
         return Path(f"/sys/class/net/{name}").exists()
     return run("ip", "link", "show", "dev", name, ns=ns, check=False).returncode == 0
+
+
+_KERNEL_VLANS: bool | None = None
+
+
+def kernel_makes_vlans() -> bool:
+    """Whether this kernel can make 802.1Q VLAN devices (found out once per process, by
+    trying: a kernel without 8021q that loads no modules answers "Unknown device type")."""
+    global _KERNEL_VLANS
+    if _KERNEL_VLANS is None:
+        probe = f"vlp{os.getpid() % 10**8}"
+        run("ip", "link", "add", probe, "type", "veth", "peer", "name", f"{probe}x")
+        try:
+            _KERNEL_VLANS = run("ip", "link", "add", "link", probe, "name", f"{probe}.5", "type", "vlan", "id", "5",
+                                check=False).returncode == 0
+        finally:
+            run("ip", "link", "delete", probe, check=False)
+    return _KERNEL_VLANS
+
+
+def is_linux_bridge(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}/bridge").is_dir()
+
+
+def has_master(dev: str) -> bool:
+    """Whether ``dev`` (in the host) is enslaved to a Linux bridge (an OVS port is not)."""
+    return Path(f"/sys/class/net/{dev}/master").exists()
 
 
 def namespace_exists(name: str) -> bool:

@@ -123,3 +123,26 @@ def test_host_names_fit_linux_and_depend_on_the_network_only():
     assert names.mac("guest") == Names("0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "s").mac("guest")
     with pytest.raises(ValueError):
         Names("0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "toolong")
+
+
+def test_vlan_tags_are_read_as_numbers_and_untagged_as_none():
+    spec = parse(network(vlan="vlan://100", public={**network()["public"], "vlan": "vlan://300"}))
+    assert spec.vlan == "100" and spec.public.vlan == "300"
+    spec = parse(network(vlan="untagged", public={**network()["public"], "vlan": None}))
+    assert spec.vlan is None and spec.public.vlan is None
+    names = Names("0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "s")
+    assert names.ovs_port == "sq0f1e2d3c4b" and names.vlan_link == "sv0f1e2d3c4b"
+
+
+def test_the_vlan_backend_setting_is_checked_at_start_up():
+    from core.errors import ConfigurationError
+    from plugins.network_vr.element import VirtualRouterElement
+    from plugins.network_vr.ovs import trunk_name
+
+    assert VirtualRouterElement({"vlan_backend": "ovs"}).vlan_backend == "ovs"
+    assert VirtualRouterElement({}).vlan_backend == "auto"
+    with pytest.raises(ConfigurationError, match="vlan_backend is 'bridge'"):
+        VirtualRouterElement({"vlan_backend": "bridge"})
+    # one trunk bridge per uplink, its name fit for Linux whatever the uplink is called
+    assert trunk_name("eth0", "s") == trunk_name("eth0", "s") != trunk_name("eth1", "s")
+    assert len(trunk_name("a-very-long-device-name", "s")) <= 15

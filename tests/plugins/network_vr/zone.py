@@ -22,7 +22,7 @@ class Zone:
 
 def advanced_zone(cloud, admin, world, *, start: str = "198.51.100.10", end: str = "198.51.100.30",
                   guest_vlans: str | None = None, guest_uplink: str | None = None,
-                  isolation: str = "VLAN") -> Zone:
+                  isolation: str = "VLAN", public_bridge: str | None = None, public_vlan: str = "untagged") -> Zone:
     from core.model import Zone as ZoneRow
 
     ids = simulated_zone(cloud)
@@ -34,9 +34,9 @@ def advanced_zone(cloud, admin, world, *, start: str = "198.51.100.10", end: str
     admin.wait(admin("addTrafficType", physicalnetworkid=physical["id"], traffictype="Guest",
                      kvmnetworklabel=guest_uplink))
     admin.wait(admin("addTrafficType", physicalnetworkid=physical["id"], traffictype="Public",
-                     kvmnetworklabel=world.public_bridge))
+                     kvmnetworklabel=public_bridge or world.public_bridge))
     admin.wait(admin("updatePhysicalNetwork", id=physical["id"], state="Enabled"))
-    public = admin("createVlanIpRange", zoneid=ids["zone"], forvirtualnetwork=True, vlan="untagged",
+    public = admin("createVlanIpRange", zoneid=ids["zone"], forvirtualnetwork=True, vlan=public_vlan,
                    gateway=PUBLIC_GATEWAY, netmask="255.255.255.0", startip=start, endip=end)["vlan"]
     return Zone(ids["zone"], ids["template"], physical["id"], public["id"])
 
