@@ -90,7 +90,15 @@ CORE_KEYS = [
     ConfigKey("allow.user.view.destroyed.vm", "Advanced", "false",
               "Users see their Destroyed VMs in listVirtualMachines", "Boolean"),
     ConfigKey("vmsnapshot.max", "Advanced", "10", "Maximum VM snapshots a VM may have", "Integer"),
+    # read when a VM is created: its instance name i-<account id>-<vm id>-<instance.name> never changes
+    ConfigKey("instance.name", "Advanced", "VM",
+              "Name of the deployment instance: the last part of new VMs' instance names", "String"),
 ]
+
+
+def core_value(session: Session, name: str):
+    """A core setting's value where no ``Cloud`` is at hand (plugins' keys need ``cloud.config``)."""
+    return GlobalConfig(CORE_KEYS).get(session, name)
 
 
 class GlobalConfig:

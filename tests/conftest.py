@@ -42,12 +42,19 @@ def settings(tmp_path, database_url) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url)
 
 
+#: every test database starts from the same ids, so instance names (i-<account>-<vm>-<instance.name>)
+#: would be alike in two test sessions deploying on this machine's one libvirtd at once
+INSTANCE_NAME = f"T{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture
 def cloud(settings):
     from core.cloud import Cloud
 
     cloud = Cloud(settings, migrate=False)
     cloud.start()
+    with cloud.db.transaction() as session:
+        cloud.config.set(session, "instance.name", INSTANCE_NAME)
     yield cloud
     cloud.close()
 

@@ -62,8 +62,9 @@ from ..model import (
     Zone,
     utcnow,
 )
-from . import capacity
+from . import capacity, networking
 from .refs import host_ref, pool_ref, vm_spec
+from .vm import require_no_snapshot_task
 from .vm_states import ON_HOST, Event, State, transition
 
 log = logging.getLogger(__name__)
@@ -292,8 +293,9 @@ def cancel_host_maintenance(cloud, host_uuid: str, caller=None) -> None:
                plugins=cloud.plugins)
 
 
-def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
-    """Live-migrate a Running VM to another host of its cluster that has room for it.
+def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None = None) -> str:
+    """Live-migrate a Running VM to another host of its cluster that has room for it
+    (``host_uuid``: to that host only, 533 when it cannot take the VM).
 
     The destination's capacity is reserved and the VM moved to Migrating in one
     transaction; the driver then moves it; a last transaction puts the VM Running
@@ -308,22 +310,20 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
         label = vm.instance_name or vm.name
         if vm.state != State.RUNNING.value or source is None:
             raise InvalidParameterError(f"VM {label} is {vm.state}; only a Running VM can be migrated")
+        require_no_snapshot_task(session, vm, "migrate")
         driver = cloud.plugins.hypervisor(source.hypervisor)
         if not driver.capabilities.get("live_migration"):
             raise UnsupportedError(f"hypervisor {source.hypervisor} cannot live-migrate VM {label}; stop it first")
-        destination = _reserve_destination(cloud, session, vm, source)
+        destination = _reserve_destination(cloud, session, vm, source, host_uuid)
         # recorded with the VM, so recovery can give the reservation back if this process dies
         vm.details = {**(vm.details or {}), "migration_destination": destination.id}
         transition(session, vm, Event.MIGRATION_REQUESTED, cloud.plugins)
         spec, source_ref, destination_ref = vm_spec(session, vm), host_ref(source), host_ref(destination)
-        networks = {nic.network_id: nic.network for nic in vm.nics}.values()
-        elements = [(cloud.plugins.network[n.provider], _network_dict(n)) for n in networks
-                    if n.provider and n.provider in cloud.plugins.network]
         source_id, source_name = source.id, source.name
         destination_id, destination_uuid, destination_name = destination.id, destination.uuid, destination.name
     try:
-        for element, network in elements:
-            spec.nics = [element.prepare_nic(network, nic, spec) for nic in spec.nics]
+        # as at a start: each network's element places its own NICs, with the network's whole spec
+        spec.nics = networking.prepare_vm_nics(cloud, vm_uuid, spec)
         driver.migrate_vm(source_ref, destination_ref, spec)
     except Exception as exc:
         if not isinstance(exc, StratoError):  # a driver bug: keep its trace for the operator
@@ -349,9 +349,10 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "") -> str:
     return destination_uuid
 
 
-def _reserve_destination(cloud, session: Session, vm: VirtualMachine, source: Host) -> Host:
-    """Another host that can run the VM, chosen and reserved by the deployment planner
-    (same hypervisor, reaching the VM's root pool, with room); 533 otherwise."""
+def _reserve_destination(cloud, session: Session, vm: VirtualMachine, source: Host,
+                         host_uuid: str | None = None) -> Host:
+    """Another host (``host_uuid``, or any) that can run the VM, chosen and reserved by the
+    deployment planner (same hypervisor, reaching the VM's root pool, with room); 533 otherwise."""
     from . import planner
     from .vm import _thresholds
 
@@ -360,18 +361,13 @@ def _reserve_destination(cloud, session: Session, vm: VirtualMachine, source: Ho
     request = planner.DeploymentRequest(
         zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed, memory_mb=offering.memory,
         root_size_bytes=root.size, hypervisor=source.hypervisor, host_tag=offering.host_tag,
-        avoid_hosts={source.id}, needs_pool=False, existing_pool_id=root.pool_id)
+        avoid_hosts={source.id}, needs_pool=False, existing_pool_id=root.pool_id,
+        required_host_id=session.scalar(select(Host.id).where(Host.uuid == host_uuid)) if host_uuid else None)
     try:
         return planner.plan(session, request, _thresholds(cloud, session), cloud.plugins).host
     except InsufficientCapacityError as exc:
         raise InsufficientCapacityError(
             f"No other host can take VM {vm.instance_name or vm.name}: {exc.message}") from None
-
-
-def _network_dict(network) -> dict:
-    # the shape NetworkElement.prepare_nic receives (as core.orchestration.vm hands it)
-    return {"uuid": network.uuid, "name": network.name, "cidr": network.cidr, "gateway": network.gateway,
-            "netmask": network.netmask, "vlan": network.vlan, "details": dict(network.details or {})}
 
 
 def _host(session: Session, host_uuid: str) -> Host:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidParameterError, ResourceUnavailableError, StratoError
+from .. import globalconfig
+from ..errors import InvalidParameterError, ResourceInUseError, ResourceUnavailableError, StratoError
 from ..model import (
     Account,
+    AsyncJob,
     CapacityType,
     DownloadState,
     Host,
     ImageStore,
+    JobStatus,
     Network,
     ServiceOffering,
     Template,
@@ -64,7 +67,8 @@ def create(session: Session, *, owner: Account, user_id: int | None, zone: Zone,
                         user_data=user_data, group_name=group, details=details or {}, state=State.STOPPED.value)
     session.add(vm)
     session.flush()
-    vm.instance_name = f"i-{owner.id}-{vm.id}-VM"
+    # CloudStack's form; fixed for the VM's life (the hypervisor knows the VM by it)
+    vm.instance_name = f"i-{owner.id}-{vm.id}-{globalconfig.core_value(session, 'instance.name')}"
     if not name:
         vm.name = vm.uuid  # CloudStack names an unnamed VM after its uuid
         vm.display_name = display_name or vm.uuid
@@ -102,6 +106,7 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
         if vm.state == State.RUNNING.value:
             return
         _require_settled(vm, "start")
+        require_no_snapshot_task(session, vm, "start")
         offering = vm.service_offering
         root = _root_volume(vm)
         if root.pool is not None and root.pool.status != "Up":
@@ -222,6 +227,7 @@ def stop(cloud, vm_uuid: str, *, forced: bool = False) -> None:
         if vm.state == State.STOPPED.value:
             return
         _require_settled(vm, "stop")
+        require_no_snapshot_task(session, vm, "stop")
         transition(session, vm, Event.STOP_REQUESTED, cloud.plugins)
         host, spec = vm.host, vm_spec(session, vm)
     try:
@@ -255,6 +261,7 @@ def reboot(cloud, vm_uuid: str) -> None:
         vm = _vm(session, vm_uuid)
         if vm.state != State.RUNNING.value:
             raise InvalidParameterError(f"VM {vm.name} is {vm.state}; only a Running VM can be rebooted")
+        require_no_snapshot_task(session, vm, "reboot")
         host, spec = vm.host, vm_spec(session, vm)
     cloud.plugins.hypervisor(host.hypervisor).reboot_vm(host_ref(host), spec)
     with cloud.db.transaction() as session:
@@ -277,6 +284,7 @@ def destroy(cloud, vm_uuid: str, *, expunge: bool = False) -> None:
         state = vm.state
         if not finishing:
             _require_settled(vm, "destroy")
+            require_no_snapshot_task(session, vm, "destroy")
     if state == State.RUNNING.value:
         stop(cloud, vm_uuid, forced=True)
     with cloud.db.transaction() as session:
@@ -392,6 +400,17 @@ def _require_settled(vm: VirtualMachine, action: str) -> None:
 
 
 _MOVING = frozenset(state.value for state in TRANSITIONAL)
+
+
+def require_no_snapshot_task(session: Session, vm: VirtualMachine, action: str) -> None:
+    """536 while a VM snapshot job of the VM is pending: CloudStack does no other work on a
+    VM then (a memory snapshot pauses the guest; a revert replaces its disks and state)."""
+    busy = session.scalar(select(exists().where(
+        AsyncJob.instance_uuid == vm.uuid, AsyncJob.status == JobStatus.PENDING,
+        AsyncJob.handler.in_(vm_snapshots.HANDLERS))))
+    if busy:
+        raise ResourceInUseError(f"VM {vm.name} has an active VM snapshot task: cannot {action} it now; "
+                                 "try again when the task has ended")
 
 
 def _root_volume(vm: VirtualMachine) -> Volume:

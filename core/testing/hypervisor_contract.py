@@ -201,3 +201,42 @@ class HypervisorDriverContract:
         assert stats.memory_kbs > 0
         assert min(stats.disk_read_bytes, stats.disk_write_bytes,
                    stats.network_read_bytes, stats.network_write_bytes) >= 0
+
+    # VM snapshots (capability vm_snapshots): see HypervisorDriver.create_vm_snapshot and friends
+
+    def _needs_vm_snapshots(self, driver) -> None:
+        if not driver.capabilities.get("vm_snapshots"):
+            pytest.skip(f"{driver.name} does not declare the vm_snapshots capability")
+
+    def test_vm_snapshot_of_a_running_vm_create_list_revert_delete(self, driver, host, running):
+        self._needs_vm_snapshots(driver)
+        driver.create_vm_snapshot(host, running, "contract-1", "the first")
+        driver.create_vm_snapshot(host, running, "contract-2")
+        assert sorted(driver.list_vm_snapshots(host, running)) == ["contract-1", "contract-2"]
+        driver.revert_vm_snapshot(host, running, "contract-1")
+        # taken running (with its memory): running after the revert
+        assert driver.power_states(host).get(running.instance_name) == PowerState.ON
+        driver.delete_vm_snapshot(host, running, "contract-1")
+        assert driver.list_vm_snapshots(host, running) == ["contract-2"]
+        driver.delete_vm_snapshot(host, running, "contract-1")  # idempotent
+        assert driver.list_vm_snapshots(host, running) == ["contract-2"]
+
+    def test_vm_snapshot_of_a_stopped_vm_reverts_to_stopped(self, driver, host, running):
+        self._needs_vm_snapshots(driver)
+        driver.stop_vm(host, running, force=True)
+        driver.create_vm_snapshot(host, running, "contract-cold")
+        driver.start_vm(host, running)
+        driver.revert_vm_snapshot(host, running, "contract-cold")
+        assert driver.power_states(host).get(running.instance_name, PowerState.OFF) == PowerState.OFF
+        assert driver.list_vm_snapshots(host, running) == ["contract-cold"]
+
+    def test_vm_snapshot_failures_raise_and_leave_no_snapshot(self, driver, host, running, vm_spec):
+        self._needs_vm_snapshots(driver)
+        with pytest.raises(StratoError):
+            driver.revert_vm_snapshot(host, running, "contract-never-taken")
+        with pytest.raises(StratoError):
+            driver.create_vm_snapshot(host, vm_spec(), "contract-of-nothing")  # a VM the host does not have
+        driver.create_vm_snapshot(host, running, "contract-once")
+        with pytest.raises(StratoError):
+            driver.create_vm_snapshot(host, running, "contract-once")  # the name is taken
+        assert driver.list_vm_snapshots(host, running) == ["contract-once"]

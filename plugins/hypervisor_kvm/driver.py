@@ -16,6 +16,10 @@ strato.toml (unknown keys stop start-up with ``ConfigurationError``):
 - ``detach_timeout`` (seconds, default 30): how long a guest has to release a disk.
 - ``stats_interval`` (seconds, default 1): the CPU sampling window of a first
   ``vm_stats`` call for a VM; later calls measure since the previous call.
+- ``shared_filesystems`` (list of absolute directories, default none): directories the
+  admin declares shared by every host (the same files at the same path, as libvirt 9.10's
+  qemu.conf setting of that name). Disk files below them count as shared storage for live
+  migration, which libvirt otherwise refuses for files on a local file system.
 
 Domains are named by the instance name and carry the VM's uuid; the driver finds its
 VMs by uuid, so a foreign domain with the same name is never touched (defining ours
@@ -31,7 +35,7 @@ import threading
 from typing import Any, ClassVar
 
 from core.drivers import HostInfo, HostRef, HypervisorDriver, PowerState, VmSpec, VmStats, VolumeSpec
-from core.errors import ConfigurationError, InternalError, InvalidParameterError, StratoError
+from core.errors import ConfigurationError, InternalError, InvalidParameterError, StratoError, UnsupportedError
 
 from . import config, host
 from .errors import libvirt, translate
@@ -48,6 +52,7 @@ class KvmSettings:
     nic_fallback: str = "user"
     detach_timeout: float = 30.0
     stats_interval: float = 1.0
+    shared_filesystems: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, raw: dict[str, Any]) -> KvmSettings:
@@ -59,7 +64,12 @@ class KvmSettings:
                                      f"(known: {', '.join(known)})")
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            if isinstance(known[key].default, float):
+            if isinstance(known[key].default, tuple):
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.startswith("/")
+                                                                   for v in value):
+                    raise ConfigurationError(f"[plugin.kvm] {key} must be a list of absolute paths, not {value!r}")
+                values[key] = tuple(os.path.normpath(v) for v in value)
+            elif isinstance(known[key].default, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ConfigurationError(f"[plugin.kvm] {key} must be a number of seconds >= 0, not {value!r}")
                 values[key] = float(value)
@@ -85,9 +95,9 @@ class LibvirtDriver(HypervisorDriver):
     hypervisor_type: ClassVar[str] = "KVM"
     url_schemes: ClassVar[tuple[str, ...]] = host.URL_SCHEMES
     capabilities: ClassVar[dict[str, Any]] = {
-        # implemented (non-peer-to-peer, this process drives both libvirtds) but not
-        # tested here: one machine runs one system libvirtd
-        "live_migration": False,
+        # non-peer-to-peer, this process drives both libvirtds; refused (432) between hosts
+        # whose libvirt cannot migrate (the test driver) and for disks not on shared storage
+        "live_migration": True,
         "volume_hotplug": True,
         # internal qcow2 snapshots of every disk, with the memory of a running guest
         "vm_snapshots": True,
@@ -236,17 +246,30 @@ class LibvirtDriver(HypervisorDriver):
     def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> None:
         """Live-migrate, non-peer-to-peer: this process holds both connections and libvirt
         moves the domain, persistent on the destination and undefined on the source. On
-        failure libvirt resumes it on the source. The volumes must be shared storage."""
+        failure libvirt resumes it on the source. The volumes must be shared storage: NFS
+        disks (libnfs) are; disk files are when libvirt sees their file system as shared
+        (kernel NFS, GFS2...) or they lie below a ``shared_filesystems`` directory."""
         src = self._conn(source)
         dst = self._conn(destination)
+        what = f"migrating {vm.instance_name} from {source.name} to {destination.name}"
         guest = self._guest(source, src, vm)
         if not guest.is_active():
             raise InvalidParameterError(f"{vm.instance_name} is not running; only a running VM can be migrated")
+        if source.details.get("host_uuid") and source.details.get("host_uuid") == destination.details.get("host_uuid"):
+            raise InvalidParameterError(f"{what}: both are the same libvirt host ({source.details['host_uuid']})")
         flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        if self._on_declared_shared_storage(vm):
+            # libvirt < 9.10 cannot be told which local directories are shared; UNSAFE skips
+            # only that check (network disks are safe for it anyway)
+            flags |= libvirt.VIR_MIGRATE_UNSAFE
         try:
-            guest.domain.migrate(dst, flags, None, None, 0)
+            guest.domain.migrate(dst, flags, None, host.migration_uri(self._uri(source), self._uri(destination)), 0)
         except libvirt.libvirtError as exc:
-            raise translate(exc, f"migrating {vm.instance_name} from {source.name} to {destination.name}") from exc
+            error = translate(exc, what)
+            if exc.get_error_code() == libvirt.VIR_ERR_MIGRATE_UNSAFE:
+                error = UnsupportedError(f"{error.message}; if every host sees the same files there, declare the "
+                                         "pool's directory in [plugin.kvm] shared_filesystems")
+            raise error from exc
         self._forget_sample(vm)
 
     def attach_volume(self, host_ref: HostRef, vm: VmSpec, volume: VolumeSpec) -> None:
@@ -346,6 +369,18 @@ class LibvirtDriver(HypervisorDriver):
             os.remove(self._console_log(vm))
         except FileNotFoundError:
             pass
+
+    def _on_declared_shared_storage(self, vm: VmSpec) -> bool:
+        """Every disk file of ``vm`` lies below a ``shared_filesystems`` directory (network
+        disks need no such declaration)."""
+        if not self.settings.shared_filesystems:
+            return False
+        for volume in vm.volumes:
+            source = config.disk_source(volume)
+            if source.kind == "file" and not any(
+                    source.path.startswith(shared.rstrip("/") + "/") for shared in self.settings.shared_filesystems):
+                return False
+        return True
 
     def _forget_sample(self, vm: VmSpec) -> None:
         with self._lock:

@@ -98,6 +98,22 @@ def is_local(uri: str) -> bool:
     return parts.scheme in ("qemu", "qemu+unix", "test") and parts.hostname in (None, "", *LOCAL_NAMES)
 
 
+def migration_uri(source_uri: str, destination_uri: str) -> str | None:
+    """Where the source QEMU sends the guest's memory: the destination's address as its
+    libvirt URI names it (as CloudStack passes ``tcp:<destination ip>``), so it need not
+    resolve the destination's own host name; 127.0.0.1 between two libvirtds of this
+    machine; None (libvirt's choice, the destination's host name) otherwise."""
+    def here(uri: str) -> bool:
+        return is_local(uri) or urlsplit(uri).hostname in LOCAL_NAMES
+
+    if here(source_uri) and here(destination_uri):
+        return "tcp://127.0.0.1"
+    name = urlsplit(destination_uri).hostname
+    if name and name not in LOCAL_NAMES:
+        return f"tcp://[{name}]" if ":" in name else f"tcp://{name}"
+    return None
+
+
 # -- the event loop --------------------------------------------------------------------
 
 _event_loop_lock = threading.Lock()

@@ -221,3 +221,30 @@ def test_one_snapshot_task_per_vm_at_a_time(tenant, vm, sim, zone):
         tenant("createVMSnapshot", virtualmachineid=vm["id"], snapshotmemory=True)
     assert err.value.status == 431 and "another VM snapshot task" in err.value.body["errortext"]
     assert tenant.wait(job)["vmsnapshot"]["state"] == "Ready"
+
+
+def test_listeventtypes_names_the_vm_snapshot_events_before_any_is_recorded(tenant):
+    types = [t["name"] for t in tenant("listEventTypes")["eventtype"]]
+    assert {"VMSNAPSHOT.CREATE", "VMSNAPSHOT.DELETE", "VMSNAPSHOT.REVERTTO"} <= set(types)
+
+
+@pytest.mark.parametrize("command", ["stopVirtualMachine", "rebootVirtualMachine", "destroyVirtualMachine",
+                                     "migrateVirtualMachine", "startVirtualMachine"])
+def test_no_other_work_on_the_vm_while_its_snapshot_task_runs(tenant, admin, vm, sim, zone, command):
+    """As CloudStack, VM work waits for nobody: it is refused (536) while a VM snapshot job of
+    the VM is pending, and the VM is as the snapshot left it."""
+    if command == "startVirtualMachine":
+        tenant.wait(tenant("stopVirtualMachine", id=vm["id"]))
+    before = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]
+    for key in zone["host_keys"]:
+        sim.inject(key, "snapshot", delay=1.0, fail=False)
+    snap = tenant("createVMSnapshot", virtualmachineid=vm["id"], snapshotmemory=command != "startVirtualMachine")
+    client = admin if command == "migrateVirtualMachine" else tenant
+    job = client(command, **({"virtualmachineid": vm["id"]} if command == "migrateVirtualMachine"
+                             else {"id": vm["id"]}))
+    with pytest.raises(ApiError) as err:
+        client.wait(job)
+    assert err.value.status == 536 and "active VM snapshot task" in err.value.body["errortext"], err.value.body
+    assert tenant.wait(snap)["vmsnapshot"]["state"] == "Ready"
+    after = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]
+    assert (after["state"], after.get("hostid")) == (before["state"], before.get("hostid"))

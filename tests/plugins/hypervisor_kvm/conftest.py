@@ -22,6 +22,7 @@ import pytest
 from tests.nfs_server import Ganesha, GaneshaUnavailable
 
 from .helpers import REPO, cached_template_path, skip_loudly, which_all
+from .second_libvirtd import SecondLibvirtd
 
 
 def pytest_configure(config):
@@ -59,6 +60,20 @@ def libvirtd(libvirt_module) -> str:
     if done.returncode != 0:
         skip_loudly(f"libvirtd could not be started: {done.stderr.strip()}")
     return "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def second_libvirtd(libvirtd, libvirt_module) -> str:
+    """The URI of a second libvirtd of this session (``second_libvirtd.SecondLibvirtd``): host B
+    of the live-migration tests, stopped and removed at the end of the session."""
+    if which_all("unshare", "mount"):
+        skip_loudly("unshare/mount (util-linux) are missing: no second libvirtd for the migration tests")
+    try:
+        daemon = SecondLibvirtd(libvirt_module)
+    except RuntimeError as exc:
+        skip_loudly(str(exc))
+    yield daemon.uri
+    daemon.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

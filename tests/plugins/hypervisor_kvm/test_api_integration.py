@@ -118,9 +118,10 @@ def domains_made(conn, libvirt_module, dirs):
 
 
 def make_tenant(app, cloud) -> ApiClient:
-    """A user account with an id of its own: the core names VMs ``i-<account id>-<vm id>-VM``,
-    and every test's database starts from the same ids, so without this two test sessions
-    on this machine (sharing its libvirtd) would name their VMs alike."""
+    """A user account with an id of its own: the core names VMs ``i-<account id>-<vm id>-<instance.name>``
+    and every test's database starts from the same ids (tests/conftest.py also gives each test
+    session its own ``instance.name``), so two test sessions sharing this machine's libvirtd
+    never name their VMs alike."""
     from core.model import Account, Domain, User
     from core.passwords import hash_password
 

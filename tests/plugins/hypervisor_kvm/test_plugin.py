@@ -45,5 +45,5 @@ def test_the_core_registers_it_and_finds_it_by_hypervisor_type(tmp_path):
 def test_capabilities_and_identity():
     assert LibvirtDriver.name == "kvm" and LibvirtDriver.hypervisor_type == "KVM"
     assert {"qemu", "qemu+ssh", "qemu+tcp", "http", "test"} <= set(LibvirtDriver.url_schemes)
-    assert LibvirtDriver.capabilities == {"live_migration": False, "volume_hotplug": True, "vm_snapshots": True,
+    assert LibvirtDriver.capabilities == {"live_migration": True, "volume_hotplug": True, "vm_snapshots": True,
                                           "stats": True}

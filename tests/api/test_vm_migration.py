@@ -1,0 +1,80 @@
+"""migrateVirtualMachine on simulated hosts: the VM's host and the hosts' capacity move, and
+CloudStack's refusals. The same command on two real libvirtds:
+tests/plugins/hypervisor_kvm/test_api_migration.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.factories import simulated_zone
+from tests.helpers import ApiClient, ApiError, capacity_used, make_account, offering_id
+
+CPU, MEMORY = 1, 0  # CloudStack's capacity types
+
+
+@pytest.fixture
+def zone(cloud):
+    return simulated_zone(cloud)
+
+
+@pytest.fixture
+def tenant(app, cloud):
+    return ApiClient.for_user(app, cloud, make_account(cloud, "mover"))
+
+
+@pytest.fixture
+def vm(tenant, cloud, zone):
+    job = tenant("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                 templateid=zone["template"], name="mover")
+    return tenant.wait(job)["virtualmachine"]
+
+
+def host_use(cloud, host: str) -> tuple[int, int]:
+    used = capacity_used(cloud)
+    return used[(CPU, host)], used[(MEMORY, host)]
+
+
+def test_a_running_vm_moves_to_the_host_asked_for(cloud, admin, tenant, vm, zone):
+    source = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"]
+    target = next(h for h in zone["hosts"] if h != source)
+    held = host_use(cloud, source)
+    assert held[0] > 0 and host_use(cloud, target) == (0, 0)
+
+    job = admin("migrateVirtualMachine", virtualmachineid=vm["id"], hostid=target)
+    moved = admin.wait(job)["virtualmachine"]
+    assert moved["state"] == "Running" and moved["hostid"] == target
+    assert admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"] == target
+    assert host_use(cloud, target) == held and host_use(cloud, source) == (0, 0)
+    assert any(vm["name"] in e["description"] for e in admin("listEvents", type="VM.MIGRATE", listall=True)["event"])
+
+    # no hostid: the planner picks (the only other host is the first one)
+    back = admin.wait(admin("migrateVirtualMachine", virtualmachineid=vm["id"]))["virtualmachine"]
+    assert back["hostid"] == source
+
+
+@pytest.mark.parametrize("params, status, words", [
+    ({"hostid": "same"}, 431, "the host it runs on"),
+    ({"hostid": "00000000-0000-0000-0000-000000000000"}, 431, "hostid"),
+    ({"autoselect": False}, 431, "autoselect=true"),
+    ({"storageid": "pool"}, 432, "migrateVolume"),
+    ({"storageid": "pool", "hostid": "other"}, 431, "Only one of hostId and storageId"),
+])
+def test_refusals(admin, vm, zone, params, status, words):
+    source = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"]
+    names = {"same": source, "other": next(h for h in zone["hosts"] if h != source), "pool": zone["pool"]}
+    params = {k: names.get(v, v) if isinstance(v, str) else v for k, v in params.items()}
+    with pytest.raises(ApiError) as err:
+        admin("migrateVirtualMachine", virtualmachineid=vm["id"], **params)
+    assert err.value.status == status and words in err.value.body["errortext"], err.value.body
+    assert admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"] == source
+
+
+def test_only_a_running_vm_and_only_by_the_root_admin(admin, tenant, vm, zone):
+    # users do not have the command at all, as in CloudStack (432 "does not exist or is not available")
+    with pytest.raises(ApiError) as err:
+        tenant("migrateVirtualMachine", virtualmachineid=vm["id"], hostid=zone["hosts"][0])
+    assert err.value.status == 432 and "not available" in err.value.body["errortext"], err.value.body
+    tenant.wait(tenant("stopVirtualMachine", id=vm["id"]))
+    with pytest.raises(ApiError) as err:
+        admin("migrateVirtualMachine", virtualmachineid=vm["id"], hostid=zone["hosts"][1])
+    assert err.value.status == 431 and "Stopped, not Running" in err.value.body["errortext"]
