@@ -3,6 +3,10 @@
 CloudStack's rules: a root admin reaches everything; a domain admin reaches
 what belongs to its domain and the domains below it; a user reaches what its
 own account owns, and what the projects its account is a member of own.
+What a domain owns without an account (a domain's shared network or offering)
+is reached from that domain and every domain below it (CloudStack's
+``subdomainaccess``, kept simple: always on); changing it is for the admins
+above it.
 Plugins may add rules through the ``strato_check_access`` hook.
 
 A project's resources belong to the project's own account (type 5), so the
@@ -17,9 +21,10 @@ import pluggy
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from .commands import ALL_PROJECTS
 from .errors import InvalidParameterError, PermissionDenied
 from .globalconfig import ConfigKey
-from .model import Account, AccountType, Domain, Project, ProjectAccount, ProjectRole, User
+from .model import Account, AccountType, Domain, Project, ProjectAccount, ProjectMemberRole, User
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +81,10 @@ def can_reach(session: Session, caller: Caller, account_id: int | None, domain_i
         return True
     if caller.is_domain_admin and domain_id in domain_ids_under(session, caller.domain_path):
         return True
-    return account_id is not None and project_role(session, caller.account_id, account_id) is not None
+    if account_id is None:  # a domain's (a shared network, an offering): for its domain and those below
+        domain = session.get(Domain, domain_id)
+        return domain is not None and domain.removed is None and caller.domain_path.startswith(domain.path)
+    return project_role(session, caller.account_id, account_id) is not None
 
 
 def project_role(session: Session, member_account_id: int, project_account_id: int) -> str | None:
@@ -100,7 +108,7 @@ def find_project(session: Session, caller: Caller, project_uuid: str, *, admin: 
     if caller.is_domain_admin and project.domain.path.startswith(caller.domain_path):
         return project
     role = project_role(session, caller.account_id, project.project_account_id)
-    if role is None or (admin and role != ProjectRole.ADMIN):
+    if role is None or (admin and role != ProjectMemberRole.ADMIN):
         raise PermissionDenied(f"Account {caller.account_name} may not {'manage' if admin else 'access'} "
                                f"project {project.name}")
     return project
@@ -146,8 +154,13 @@ def check_owner(session: Session, caller: Caller, resource, plugins=None, comman
             if not verdict:
                 raise PermissionDenied(f"Account {caller.account_name} may not access {_describe(resource)}")
             return
-    if not can_reach(session, caller, getattr(resource, "account_id", None), getattr(resource, "domain_id", None)):
+    account_id = getattr(resource, "account_id", None)
+    if not can_reach(session, caller, account_id, getattr(resource, "domain_id", None)):
         raise PermissionDenied(f"Account {caller.account_name} may not access {_describe(resource)}")
+    if account_id is not None and account_id != caller.account_id:  # maybe a project's: its project role
+        from . import roles
+
+        roles.check_project_role(session, caller, command, project_account_id=account_id)
 
 
 def _describe(resource) -> str:
@@ -160,12 +173,15 @@ def owner_filter(session: Session, caller: Caller, model, params: dict):
 
     Without ``listall`` (and without ``account``/``domainid``) every caller sees only its own
     account's resources, as CloudStack does. ``projectid`` lists that project's resources
-    (the caller must reach the project); without it no project's resources are listed.
+    (the caller must reach the project), ``projectid=-1`` those of every project the caller is a
+    member of (admins: every project they reach); without it no project's resources are listed.
     """
     account_col, domain_col = model.account_id, model.domain_id
     if params.get("projectid"):
         if params.get("account"):
             raise InvalidParameterError("account and projectid cannot be given together")
+        if params["projectid"] == ALL_PROJECTS:
+            return account_col.in_(_project_accounts(session, caller, params))
         return account_col == find_project(session, caller, params["projectid"]).project_account_id
     outside_projects = or_(account_col.is_(None), account_col.not_in(
         select(Account.id).where(Account.account_type == AccountType.PROJECT).scalar_subquery()))
@@ -192,6 +208,23 @@ def owner_filter(session: Session, caller: Caller, model, params: dict):
     if caller.is_domain_admin:
         return domain_col.in_(domain_ids_under(session, caller.domain_path)) & outside_projects
     return account_col == caller.account_id
+
+
+def _project_accounts(session: Session, caller: Caller, params: dict):
+    """The accounts of the projects ``projectid=-1`` lists (CloudStack's rules): a user's are the
+    projects it is a member of; an admin's every project it reaches (``domainid``/``isrecursive``
+    narrow them to a domain)."""
+    query = select(Project.project_account_id).where(Project.removed.is_(None))
+    member_of = Project.id.in_(select(ProjectAccount.project_id).where(ProjectAccount.account_id == caller.account_id))
+    if caller.is_root_admin or caller.is_domain_admin:
+        if params.get("domainid"):
+            domain = _domain_for(session, caller, params["domainid"])
+            ids = domain_ids_under(session, domain.path) if params.get("isrecursive") else [domain.id]
+            query = query.where(Project.domain_id.in_(ids))
+        elif caller.is_domain_admin:
+            query = query.where(or_(Project.domain_id.in_(domain_ids_under(session, caller.domain_path)), member_of))
+        return query.scalar_subquery()
+    return query.where(member_of).scalar_subquery()
 
 
 def _domain_for(session: Session, caller: Caller, domain_uuid: str | None) -> Domain:
@@ -222,9 +255,20 @@ SECURITY_KEYS = [
 ]
 
 
+#: the settings of project membership
+PROJECT_KEYS = [
+    ConfigKey("project.invite.required", "Project Defaults", "false",
+              "If invitation confirmation is required when add account to project. Default value is false",
+              "Boolean"),
+    ConfigKey("project.invite.timeout", "Project Defaults", "86400",
+              "Invitation expiration time (in seconds). Default is 1 day - 86400 seconds", "Integer",
+              minimum=1),
+]
+
+
 @pluggy.HookimplMarker("strato")
 def strato_configuration_keys():
-    return SECURITY_KEYS
+    return SECURITY_KEYS + PROJECT_KEYS
 
 
 __all__ = ["Caller", "can_reach", "check_owner", "owner_filter", "domain_ids_under", "find_project",

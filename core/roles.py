@@ -9,6 +9,12 @@ Rules are API names with ``*`` wildcards, matched ignoring case.
 
 An allow rule can give a role a command its type would not get — exactly as in
 CloudStack; the command's own ownership checks still apply.
+
+Project roles (CloudStack's ProjectRoleBasedApiAccessChecker) only restrict, on top of the
+account's role, what a Regular project member given one may call in that project: when the
+request names the project (``projectid``) or acts on a resource the project owns. Their rules
+are tried in order, the first match decides; no match, no project role, a project Admin, a
+domain or root admin: allowed.
 """
 
 from __future__ import annotations
@@ -18,8 +24,18 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import InvalidParameterError
-from .model import Account, AccountType, Role, RolePermission, RoleType
+from .errors import InvalidParameterError, PermissionDenied
+from .model import (
+    Account,
+    AccountType,
+    Project,
+    ProjectAccount,
+    ProjectMemberRole,
+    ProjectRolePermission,
+    Role,
+    RolePermission,
+    RoleType,
+)
 
 #: the roles every installation has (name, type, description), as CloudStack seeds them
 DEFAULT_ROLES = (
@@ -112,5 +128,38 @@ def may_call(session: Session, caller, command) -> bool:
     return checker_for(session, caller).allows(command)
 
 
-__all__ = ["seed", "checker_for", "may_call", "validate_rule", "default_role", "role_for_account_type",
+def project_role_allows(session: Session, project_role_id: int, command_name: str) -> bool:
+    """Do the rules of this project role let its members call ``command_name``? (No match: yes.)"""
+    name = command_name.lower()
+    for rule, permission in session.execute(
+            select(ProjectRolePermission.rule, ProjectRolePermission.permission)
+            .where(ProjectRolePermission.project_role_id == project_role_id)
+            .order_by(ProjectRolePermission.sort_order, ProjectRolePermission.id)):
+        if rule_pattern(rule).match(name):
+            return permission == ALLOW
+    return True
+
+
+def check_project_role(session: Session, caller, command_name: str, *, project_account_id: int | None = None,
+                       project_uuid: str | None = None) -> None:
+    """531 when ``caller`` is a Regular member of the project (named by its account or its uuid)
+    whose project role denies ``command_name``. Callers that are no member are left to the
+    ownership rules."""
+    if caller is None or caller.is_root_admin or caller.is_domain_admin or not command_name:
+        return
+    query = select(ProjectAccount.role, ProjectAccount.project_role_id).join(
+        Project, Project.id == ProjectAccount.project_id).where(
+        ProjectAccount.account_id == caller.account_id, Project.removed.is_(None))
+    if project_account_id is not None:
+        query = query.where(Project.project_account_id == project_account_id)
+    else:
+        query = query.where(Project.uuid == project_uuid)
+    member = session.execute(query).first()
+    if member is None or member.role == ProjectMemberRole.ADMIN or member.project_role_id is None:
+        return
+    if not project_role_allows(session, member.project_role_id, command_name):
+        raise PermissionDenied(f"The API {command_name} is denied for the user's/account's project role.")
+
+
+__all__ = ["seed", "check_project_role", "project_role_allows", "checker_for", "may_call", "validate_rule", "default_role", "role_for_account_type",
            "Checker", "DEFAULT_ROLES", "ALLOW", "DENY"]

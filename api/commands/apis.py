@@ -66,7 +66,6 @@ FIXED_CAPABILITIES = {
     "dynamicrolesenabled": True,
     "userpublictemplateenabled": True,
     "supportELB": "false",
-    "projectinviterequired": False,
     "allowusercreateprojects": True,
     "customdiskofferingminsize": 1,
     "customdiskofferingmaxsize": 1024,
@@ -108,6 +107,7 @@ def list_capabilities(ctx, p):
     return {"cloudstackversion": CLOUDSTACK_VERSION, "securitygroupsenabled": security_groups,
             **FIXED_CAPABILITIES,
             "allowuserviewdestroyedvm": setting(ctx.session, "allow.user.view.destroyed.vm"),
+            "projectinviterequired": setting(ctx.session, "project.invite.required"),
             "allowuserexpungerecovervm": setting(ctx.session, "allow.user.expunge.recover.vm"),
             "apilimitinterval": setting(ctx.session, "api.throttling.interval"),
             "apilimitmax": setting(ctx.session, "api.throttling.max")}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from sqlalchemy import and_, false, or_, select
 
 from api.views.network import NETWORK_FIELDS, network_view, nics_in
-from core.access import can_reach
+from core.access import domain_ids_under, resource_owner
 from core.commands import ALL_ROLES, P, api_command
-from core.errors import InvalidParameterError, PermissionDenied, ResourceInUseError
+from core.errors import PermissionDenied, ResourceInUseError
 from core.jobs import job_handler
 from core.model import (
     Account,
@@ -33,22 +33,11 @@ def is_admin(ctx) -> bool:
     return ctx.caller.role_type != "User"
 
 
-def owner_of(ctx, p, *, required_with: str = "domainid") -> Account:
-    """The account a new resource is for: the caller's, or (admins) ``account`` + ``domainid``;
-    531 when the caller may not act for it."""
-    if "account" not in p:
-        return ctx.session.get(Account, ctx.caller.account_id)
-    if "domainid" not in p:
-        raise InvalidParameterError(f"account must be given with {required_with}")
-    domain = ctx.get(Domain, p["domainid"], "domainid", check_owner=False)
-    account = ctx.session.scalar(select(Account).where(
-        Account.name == p["account"], Account.domain_id == domain.id, Account.removed.is_(None)))
-    if account is None:
-        raise InvalidParameterError(f"Unable to find account {p['account']} in domain {domain.name}")
-    if account.id != ctx.caller.account_id and not (is_admin(ctx) and can_reach(
-            ctx.session, ctx.caller, account.id, account.domain_id)):
-        raise PermissionDenied(f"Account {ctx.caller.account_name} may not act for account {account.name}")
-    return account
+def owner_of(ctx, p) -> Account:
+    """The account a new resource is for: the project's with ``projectid``, (admins) ``account``
+    + ``domainid``, else the caller's; 531 when the caller may not act for it."""
+    return resource_owner(ctx.session, ctx.caller, account_name=p.get("account"), domain_uuid=p.get("domainid"),
+                          project_uuid=p.get("projectid"))
 
 
 def visible_networks(ctx, p):
@@ -215,7 +204,8 @@ def _network(ctx, p, param: str = "id") -> Network:
     if network.account_id is None:
         # a shared network: admins of its domain (or root) change it
         if not (ctx.caller.is_root_admin or (ctx.caller.is_domain_admin and network.domain_id is not None
-                                             and can_reach(ctx.session, ctx.caller, None, network.domain_id))):
+                                             and network.domain_id in domain_ids_under(ctx.session,
+                                                                                       ctx.caller.domain_path))):
             raise PermissionDenied(f"Account {ctx.caller.account_name} may not change network {network.uuid}")
     else:
         ctx.get(Network, p[param], param)  # the ownership check

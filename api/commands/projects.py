@@ -1,21 +1,40 @@
 """Projects: createProject, listProjects, updateProject, deleteProject, addAccountToProject,
-listProjectAccounts, deleteAccountFromProject.
+listProjectAccounts, deleteAccountFromProject, and invitations: listProjectInvitations,
+updateProjectInvitation, deleteProjectInvitation.
 
 A project owns its resources through its own account (type 5, ``Project.project_account``):
 ``projectid`` on a create command makes the project that account's owner, and on a list
 command lists the project's resources (``core.access``). Members are accounts, Admin or
 Regular; members use the project's resources, admins also change the project and its
-membership. Domain admins above the project's domain and root admins may do both.
-Accounts join without an invitation (``projectinviterequired`` is false).
+membership. Domain admins above the project's domain and root admins may do both. A Regular
+member may also have a project role (``project_roles``) restricting what it may call there.
+An Admin's projects count against its project limit.
+
+With ``project.invite.required`` false (the default) addAccountToProject adds the account at
+once; with true it invites the account (or an email address, accepted with a token) and the
+invitee accepts or declines with updateProjectInvitation, within ``project.invite.timeout``
+seconds.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+import datetime as dt
+import logging
+import secrets
+import string
 
-from api.views.identity import PROJECT_ACCOUNT_FIELDS, PROJECT_FIELDS, project_account_view, project_view
+from sqlalchemy import or_, select, update
+
+from api.views.identity import (
+    PROJECT_ACCOUNT_FIELDS,
+    PROJECT_FIELDS,
+    PROJECT_INVITATION_FIELDS,
+    project_account_view,
+    project_invitation_view,
+    project_view,
+)
 from core import roles
-from core.access import domain_ids_under, find_project
+from core.access import can_reach, domain_ids_under, find_project
 from core.commands import ALL_ROLES, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, PermissionDenied, ResourceInUseError
 from core.jobs import job_handler
@@ -24,17 +43,23 @@ from core.model import (
     AccountType,
     Domain,
     Project,
+    InvitationState,
     ProjectAccount,
+    ProjectInvitation,
+    ProjectMemberRole,
     ProjectRole,
     Template,
     VirtualMachine,
     Volume,
     new_uuid,
+    utcnow,
 )
 from core.orchestration import identity, limits
 
 from .accounts import check_domain
 from .zones import choice, invalid
+
+log = logging.getLogger(__name__)
 
 
 def _render(session, project_uuid: str) -> dict:
@@ -96,7 +121,7 @@ def create_project(ctx, p):
                       project_account_id=account.id, state="Disabled")
     ctx.session.add(project)
     ctx.session.flush()
-    ctx.session.add(ProjectAccount(project_id=project.id, account_id=owner.id, role=ProjectRole.ADMIN))
+    ctx.session.add(ProjectAccount(project_id=project.id, account_id=owner.id, role=ProjectMemberRole.ADMIN))
     ctx.event("PROJECT.CREATE", f"Created project {name}", project, account_id=owner.id, domain_id=domain.id)
     return ctx.start_job("project.activate", {"project": project.uuid}, instance=project, instance_type="Project")
 
@@ -158,19 +183,32 @@ def list_projects(ctx, p):
                  "id": P.uuid("the ID of the project", required=True),
                  "displaytext": P.string("the new display text of the project", max_length=4096),
                  "name": P.string("the new name of the project"),
-                 "account": P.string("the account to make the project's owner (an Admin member)"),
+                 "account": P.string("the member to make the project's owner (or, with swapowner=false, to give "
+                                     "roletype)"),
+                 "roletype": P.string("with account and swapowner=false: the member's new role, Admin or Regular"),
                  "swapowner": P.boolean("with account: the other admins become Regular members (default true)"),
              })
 def update_project(ctx, p):
-    """Renames a project, changes its display text or its owner (project admins and admins)."""
+    """Renames a project, changes its display text, its owner, or a member's role (project admins
+    and admins)."""
     project = find_project(ctx.session, ctx.caller, p["id"], admin=True, param="id")
     if "name" in p and p["name"].strip() != project.name and ctx.session.scalar(select(Project.id).where(
             Project.name == p["name"].strip(), Project.domain_id == project.domain_id, Project.removed.is_(None))):
         raise invalid(ctx, "name", f"A project named {p['name']} already exists in the domain")
-    owner = _member_account(ctx, project, p["account"], None) if "account" in p else None
+    owner, swap, role = None, p.get("swapowner", True), ProjectMemberRole.ADMIN
+    if "account" in p:
+        owner = _member_account(ctx, project, p["account"], None)
+        member = _membership(ctx.session, project, owner)
+        if member is None:
+            raise invalid(ctx, "account", f"Account {owner.name} doesn't belong to the project. Add it to the "
+                                          f"project first and then change the project's ownership")
+        if not swap:
+            role = choice(ctx, "roletype", p.get("roletype") or "", ProjectMemberRole.ALL)
+            if role != ProjectMemberRole.ADMIN and _admins(ctx.session, project) == [owner.id]:
+                raise invalid(ctx, "roletype", "Cannot demote the only admin of the project")
     return ctx.start_job("project.update", {
         "project": project.uuid, "name": (p.get("name") or "").strip() or None, "displaytext": p.get("displaytext"),
-        "owner": owner.uuid if owner else None, "swapowner": p.get("swapowner", True)},
+        "owner": owner.uuid if owner else None, "swapowner": swap, "role": role},
         instance=project, instance_type="Project")
 
 
@@ -186,22 +224,45 @@ def update_job(ctx):
             project.display_text = ctx.params["displaytext"]
         if ctx.params["owner"]:
             owner = session.scalar(select(Account).where(Account.uuid == ctx.params["owner"]))
-            if ctx.params["swapowner"]:
-                for member in session.scalars(select(ProjectAccount).where(
-                        ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectRole.ADMIN,
-                        ProjectAccount.account_id != owner.id)):
-                    member.role = ProjectRole.REGULAR
-            member = session.scalar(select(ProjectAccount).where(ProjectAccount.project_id == project.id,
-                                                                 ProjectAccount.account_id == owner.id))
+            member = _membership(session, project, owner)
             if member is None:
-                session.add(ProjectAccount(project_id=project.id, account_id=owner.id, role=ProjectRole.ADMIN))
-            else:
-                member.role = ProjectRole.ADMIN
+                raise InvalidParameterError(f"Account {owner.name} doesn't belong to the project any more")
+            if ctx.params["swapowner"]:
+                for other in session.scalars(select(ProjectAccount).where(
+                        ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectMemberRole.ADMIN,
+                        ProjectAccount.account_id != owner.id)):
+                    set_role(session, other, ProjectMemberRole.REGULAR)
+            set_role(session, member, ctx.params.get("role") or ProjectMemberRole.ADMIN)
         session.flush()
         record(session, "PROJECT.UPDATE", f"Updated project {project.name}", caller=ctx.caller,
                account_id=project.project_account_id, domain_id=project.domain_id, resource=project,
                plugins=ctx.cloud.plugins)
         return _render(session, project.uuid)
+
+
+def _membership(session, project: Project, account: Account) -> ProjectAccount | None:
+    return session.scalar(select(ProjectAccount).where(ProjectAccount.project_id == project.id,
+                                                       ProjectAccount.account_id == account.id))
+
+
+def set_role(session, member: ProjectAccount, role: str) -> None:
+    """Give ``member`` its role in the project; an Admin's projects count against its project
+    limit (532 past it), as the owner's does at createProject."""
+    if member.role != role:
+        if role == ProjectMemberRole.ADMIN:
+            limits.reserve(session, session.get(Account, member.account_id), limits.ResourceType.PROJECT, 1)
+        elif member.role == ProjectMemberRole.ADMIN:
+            limits.release(session, member.account_id, limits.ResourceType.PROJECT, 1)
+    member.role = role
+
+
+def add_member(session, project: Project, account: Account, role: str, project_role_id: int | None) -> None:
+    """Make ``account`` a member of ``project`` (nothing when it is one already)."""
+    if _membership(session, project, account) is None:
+        member = ProjectAccount(project_id=project.id, account_id=account.id, role=ProjectMemberRole.REGULAR,
+                                project_role_id=project_role_id)
+        session.add(member)
+        set_role(session, member, role)
 
 
 @api_command("deleteProject", response="success", is_async=True, roles=ALL_ROLES, since="3.0.0",
@@ -229,19 +290,34 @@ def delete_job(ctx):
 
 @api_command("addAccountToProject", response="success", is_async=True, roles=ALL_ROLES, since="3.0.0", params={
     "projectid": P.uuid("the ID of the project", required=True),
-    "account": P.string("the name of the account to add (of the project's domain)", required=True),
+    "account": P.string("the name of the account to add (of the project's domain)"),
+    "email": P.string("email address to send the invitation to (project.invite.required)"),
     "roletype": P.string("the account's role in the project: Admin or Regular (default)"),
+    "projectroleid": P.uuid("a project role restricting what the account may call in the project"),
 })
 def add_account_to_project(ctx, p):
-    """Makes an account of the project's domain a member of the project (project admins and admins)."""
+    """Makes an account of the project's domain a member of the project (project admins and admins);
+    with ``project.invite.required`` invites it (or ``email``) instead."""
     project = find_project(ctx.session, ctx.caller, p["projectid"], admin=True)
-    account = _member_account(ctx, project, p["account"], None)
-    role = choice(ctx, "roletype", p.get("roletype") or ProjectRole.REGULAR, (ProjectRole.ADMIN, ProjectRole.REGULAR))
-    if ctx.session.scalar(select(ProjectAccount.id).where(ProjectAccount.project_id == project.id,
-                                                          ProjectAccount.account_id == account.id)):
+    if project.state != "Active":
+        raise invalid(ctx, "projectid", f"Can't add account to the specified project id in state={project.state} "
+                                        f"as it's no longer active")
+    from .project_roles import project_role_of
+
+    project_role = project_role_of(ctx, project, p["projectroleid"], "projectroleid") if "projectroleid" in p else None
+    account = _member_account(ctx, project, p["account"], None) if p.get("account") else None
+    if account is not None and _membership(ctx.session, project, account) is not None:
         raise invalid(ctx, "account", f"account {account.name} is already a member of project {project.name}")
-    return ctx.start_job("project.add_account", {"project": project.uuid, "account": account.uuid, "role": role},
-                         instance=project, instance_type="Project")
+    role = choice(ctx, "roletype", p.get("roletype") or ProjectMemberRole.REGULAR, ProjectMemberRole.ALL)
+    if ctx.cloud.config.get(ctx.session, "project.invite.required"):
+        if account is None and not (p.get("email") or "").strip():
+            raise InvalidParameterError("Either accountName or email is required")
+        return _invite(ctx, project, account, (p.get("email") or "").strip() or None, role, project_role)
+    if account is None:
+        raise InvalidParameterError("Account information is required for assigning account to the project")
+    return ctx.start_job("project.add_account", {
+        "project": project.uuid, "account": account.uuid, "role": role,
+        "project_role": project_role.uuid if project_role else None}, instance=project, instance_type="Project")
 
 
 @job_handler("project.add_account")
@@ -251,9 +327,9 @@ def add_account_job(ctx):
     with ctx.transaction() as session:
         project = session.scalar(select(Project).where(Project.uuid == ctx.params["project"]))
         account = session.scalar(select(Account).where(Account.uuid == ctx.params["account"]))
-        if session.scalar(select(ProjectAccount.id).where(ProjectAccount.project_id == project.id,
-                                                          ProjectAccount.account_id == account.id)) is None:
-            session.add(ProjectAccount(project_id=project.id, account_id=account.id, role=ctx.params["role"]))
+        project_role = session.scalar(select(ProjectRole).where(ProjectRole.uuid == ctx.params.get("project_role"))) \
+            if ctx.params.get("project_role") else None
+        add_member(session, project, account, ctx.params["role"], project_role.id if project_role else None)
         record(session, "PROJECT.ACCOUNT.ADD", f"Added account {account.name} to project {project.name}",
                caller=ctx.caller, account_id=project.project_account_id, domain_id=project.domain_id,
                resource=project, plugins=ctx.cloud.plugins)
@@ -272,7 +348,7 @@ def delete_account_from_project(ctx, p):
                                                              ProjectAccount.account_id == account.id))
     if member is None:
         raise invalid(ctx, "account", f"account {account.name} is not a member of project {project.name}")
-    if member.role == ProjectRole.ADMIN and len(_admins(ctx.session, project)) == 1:
+    if member.role == ProjectMemberRole.ADMIN and len(_admins(ctx.session, project)) == 1:
         raise InvalidParameterError(f"account {account.name} is the only admin of project {project.name}: make "
                                     f"another account its owner first")
     return ctx.start_job("project.remove_account", {"project": project.uuid, "account": account.uuid},
@@ -281,7 +357,7 @@ def delete_account_from_project(ctx, p):
 
 def _admins(session, project: Project) -> list[int]:
     return list(session.scalars(select(ProjectAccount.account_id).where(ProjectAccount.project_id == project.id,
-                                                                        ProjectAccount.role == ProjectRole.ADMIN)))
+                                                                        ProjectAccount.role == ProjectMemberRole.ADMIN)))
 
 
 @job_handler("project.remove_account")
@@ -294,8 +370,9 @@ def remove_account_job(ctx):
         member = session.scalar(select(ProjectAccount).where(ProjectAccount.project_id == project.id,
                                                              ProjectAccount.account_id == account.id))
         if member is not None:
-            if member.role == ProjectRole.ADMIN and _admins(session, project) == [account.id]:
+            if member.role == ProjectMemberRole.ADMIN and _admins(session, project) == [account.id]:
                 raise InvalidParameterError(f"account {account.name} is the only admin of project {project.name}")
+            set_role(session, member, ProjectMemberRole.REGULAR)  # gives its project count back
             session.delete(member)
         record(session, "PROJECT.ACCOUNT.REMOVE", f"Removed account {account.name} from project {project.name}",
                caller=ctx.caller, account_id=project.project_account_id, domain_id=project.domain_id,
@@ -319,7 +396,161 @@ def list_project_accounts(ctx, p):
     if "account" in p:
         query = query.where(Account.name == p["account"])
     if "role" in p:
-        query = query.where(ProjectAccount.role == choice(ctx, "role", p["role"], (ProjectRole.ADMIN,
-                                                                                     ProjectRole.REGULAR)))
+        query = query.where(ProjectAccount.role == choice(ctx, "role", p["role"], (ProjectMemberRole.ADMIN,
+                                                                                     ProjectMemberRole.REGULAR)))
     total, members = ctx.page(query, order_by=ProjectAccount.id)
     return total, [project_account_view(ctx.session, project, member) for member in members]
+
+
+# -- invitations (project.invite.required) ---------------------------------------------------
+
+
+def expire_invitations(ctx) -> None:
+    """Mark the pending invitations older than ``project.invite.timeout`` seconds Expired (what
+    CloudStack's periodic clean-up does; here whenever invitations are read or answered)."""
+    timeout = ctx.cloud.config.get(ctx.session, "project.invite.timeout")
+    cutoff = utcnow() - dt.timedelta(seconds=timeout)
+    ctx.session.execute(update(ProjectInvitation).where(
+        ProjectInvitation.state == InvitationState.PENDING, ProjectInvitation.created < cutoff)
+        .values(state=InvitationState.EXPIRED))
+
+
+def _invite(ctx, project: Project, account: Account | None, email: str | None, role: str,
+            project_role: ProjectRole | None):
+    """An invitation for ``account`` (accepted by that account) or for ``email`` (accepted with
+    the token mailed there); one pending invitation per account and project."""
+    expire_invitations(ctx)
+    if account is not None and ctx.session.scalar(select(ProjectInvitation.id).where(
+            ProjectInvitation.project_id == project.id, ProjectInvitation.account_id == account.id,
+            ProjectInvitation.state == InvitationState.PENDING)):
+        raise invalid(ctx, "account", f"There is already a pending invitation for account {account.name} to the "
+                                      f"project {project.name}")
+    invitation = ProjectInvitation(
+        project_id=project.id, account_id=account.id if account else None, email=None if account else email,
+        token=None if account else "".join(secrets.choice(string.digits + string.ascii_uppercase) for _ in range(10)),
+        role=role, project_role_id=project_role.id if project_role else None)
+    ctx.session.add(invitation)
+    ctx.session.flush()
+    if invitation.email:
+        # CloudStack mails the token; Strato has no mail server to send it through yet.
+        log.warning("invitation %s to project %s for %s: no mail server, the token is not sent",
+                    invitation.uuid, project.uuid, invitation.email)
+    ctx.event("PROJECT.ACCOUNT.ADD", f"Invited {account.name if account else email} to project {project.name}",
+              invitation, account_id=project.project_account_id, domain_id=project.domain_id)
+    return ctx.start_job("project.invite", {"invitation": invitation.uuid}, instance=project, instance_type="Project")
+
+
+@job_handler("project.invite")
+def invite_job(ctx):
+    return SUCCESS  # the invitation is written with the command; the job is CloudStack's async answer
+
+
+@api_command("listProjectInvitations", response="projectinvitation", is_list=True, roles=ALL_ROLES,
+             since="3.0.0", response_fields=PROJECT_INVITATION_FIELDS, params={
+                 "projectid": P.uuid("list by project id (its admins: every invitation of the project)"),
+                 "activeonly": P.boolean("if true, list only active invitations - having Pending state and ones "
+                                         "that are not timed out yet"),
+                 "state": P.string("list invitations by state: Pending, Completed, Declined or Expired"),
+                 "id": P.uuid("list invitations by id"),
+             })
+def list_project_invitations(ctx, p):
+    """Lists the invitations to the caller's account; with ``projectid``, a project's (for its
+    admins); with ``listall``, admins' also those of the projects they manage."""
+    expire_invitations(ctx)
+    caller = ctx.caller
+    query = select(ProjectInvitation).join(Project, Project.id == ProjectInvitation.project_id).where(
+        Project.removed.is_(None))
+    if "projectid" in p:
+        project = find_project(ctx.session, caller, p["projectid"], admin=True)
+        query = query.where(ProjectInvitation.project_id == project.id)
+    elif p.get("listall") and caller.is_root_admin:
+        pass
+    elif p.get("listall") and caller.is_domain_admin:
+        query = query.where(Project.domain_id.in_(domain_ids_under(ctx.session, caller.domain_path)))
+    else:
+        query = query.where(ProjectInvitation.account_id == caller.account_id)
+    if "id" in p:
+        query = query.where(ProjectInvitation.uuid == p["id"])
+    if "state" in p:
+        query = query.where(ProjectInvitation.state == choice(ctx, "state", p["state"], InvitationState.ALL))
+    if p.get("activeonly"):
+        query = query.where(ProjectInvitation.state == InvitationState.PENDING)
+    total, rows = ctx.page(query, order_by=ProjectInvitation.id)
+    return total, [project_invitation_view(invitation) for invitation in rows]
+
+
+@api_command("updateProjectInvitation", response="success", is_async=True, roles=ALL_ROLES, since="3.0.0", params={
+    "projectid": P.uuid("ID of the project to join", required=True),
+    "account": P.string("account that is joining the project (default: the caller's)"),
+    "token": P.string("the token of an invitation sent by email"),
+    "accept": P.boolean("if true, accept the invitation, decline if false. True by default"),
+})
+def update_project_invitation(ctx, p):
+    """Accepts or declines an invitation to a project: the account's own, or one sent by email
+    (``token``); accepting makes the account a member with the invitation's role."""
+    expire_invitations(ctx)
+    caller = ctx.caller
+    project = ctx.session.scalar(select(Project).where(Project.uuid == p["projectid"], Project.removed.is_(None)))
+    if project is None:
+        raise invalid(ctx, "projectid", f"Unable to find the project id={p['projectid']}")
+    if p.get("account"):
+        if not (caller.is_root_admin or caller.is_domain_admin) and not (
+                p["account"].strip() == caller.account_name and project.domain_id == caller.domain_id):
+            raise PermissionDenied(f"Account {caller.account_name} may only answer its own invitations")
+        account = _member_account(ctx, project, p["account"], None)
+        if account.id != caller.account_id and not can_reach(ctx.session, caller, account.id, account.domain_id):
+            raise PermissionDenied(f"Account {caller.account_name} may not answer invitations of {account.name}")
+    else:
+        account = ctx.session.get(Account, caller.account_id)
+    query = select(ProjectInvitation).where(ProjectInvitation.project_id == project.id)
+    if p.get("token"):
+        query = query.where(ProjectInvitation.token == p["token"].strip())
+    else:
+        query = query.where(ProjectInvitation.account_id == account.id)
+    invitations = ctx.session.scalars(query.order_by(ProjectInvitation.id.desc())).all()
+    accept = p.get("accept", True)
+    invitation = next((i for i in invitations if i.state == InvitationState.PENDING), None)
+    if invitation is None:
+        if accept and any(i.state == InvitationState.EXPIRED for i in invitations):
+            raise InvalidParameterError(f"Invitation is expired for account id={account.name} to the project "
+                                        f"id={project.uuid}")
+        raise InvalidParameterError(f"Unable to find invitation for account name={account.name} to the project "
+                                    f"id={project.uuid}")
+    return ctx.start_job("project.invitation.update", {
+        "invitation": invitation.uuid, "account": account.uuid, "accept": accept},
+        instance=project, instance_type="Project")
+
+
+@job_handler("project.invitation.update")
+def invitation_update_job(ctx):
+    from core.events import record
+
+    with ctx.transaction() as session:
+        invitation = session.scalar(select(ProjectInvitation).where(ProjectInvitation.uuid == ctx.params["invitation"]))
+        if invitation is None or invitation.state != InvitationState.PENDING:
+            raise InvalidParameterError("The invitation was answered, expired or deleted meanwhile")
+        project, account = invitation.project, session.scalar(select(Account).where(
+            Account.uuid == ctx.params["account"]))
+        accept = ctx.params["accept"]
+        invitation.state = InvitationState.COMPLETED if accept else InvitationState.DECLINED
+        if accept:
+            add_member(session, project, account, invitation.role, invitation.project_role_id)
+        record(session, "PROJECT.INVITATION.UPDATE",
+               f"Account {account.name} {'accepted' if accept else 'declined'} the invitation to project "
+               f"{project.name}", caller=ctx.caller, account_id=project.project_account_id,
+               domain_id=project.domain_id, resource=invitation, plugins=ctx.cloud.plugins)
+    return SUCCESS
+
+
+@api_command("deleteProjectInvitation", response="success", is_async=True, roles=ALL_ROLES, since="3.0.0",
+             params={"id": P.uuid("id of the invitation", required=True)})
+def delete_project_invitation(ctx, p):
+    """Deletes an invitation (the project's admins and admins above it)."""
+    invitation = ctx.session.scalar(select(ProjectInvitation).where(ProjectInvitation.uuid == p["id"]))
+    if invitation is None:
+        raise invalid(ctx, "id", f"Unable to find project invitation by id {p['id']}")
+    project = find_project(ctx.session, ctx.caller, invitation.project.uuid, admin=True, param="id")
+    ctx.event("PROJECT.INVITATION.REMOVE", f"Deleted an invitation to project {project.name}", invitation,
+              account_id=project.project_account_id, domain_id=project.domain_id)
+    ctx.session.delete(invitation)
+    return ctx.start_job("project.invite", {"invitation": p["id"]}, instance=project, instance_type="Project")

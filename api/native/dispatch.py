@@ -116,6 +116,8 @@ class Dispatcher:
         with self.cloud.db.transaction() as session:
             ctx = RequestContext(self.cloud, session, caller, command, params, commands=self.commands,
                                  login_session=login_session, http_method=request.method)
+            if params.get("projectid") and caller is not None:  # acting in a project: its project role
+                roles.check_project_role(session, caller, command.name, project_uuid=str(params["projectid"]))
             value = command.handler(ctx, params)
             # Built before the commit: a result that cannot be serialised rolls the change back.
             reply = envelope.result(command, value, request.format)

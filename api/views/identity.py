@@ -1,7 +1,8 @@
 """Views of the tenancy: domains, accounts, users and API keys, roles, projects, resource
 limits and counts, usage records and resource tags (CloudStack's DomainResponse,
 AccountResponse, UserResponse, RegisterResponse, RoleResponse, RolePermissionResponse,
-ProjectResponse, ProjectAccountResponse, ResourceLimitResponse, ResourceCountResponse,
+ProjectResponse, ProjectAccountResponse, ProjectRoleResponse, ProjectRolePermissionResponse,
+ProjectInvitationResponse, ResourceLimitResponse, ResourceCountResponse,
 UsageRecordResponse, ResourceTagResponse)."""
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from core.model import (
     Domain,
     Project,
     ProjectAccount,
+    ProjectInvitation,
+    ProjectMemberRole,
     ProjectRole,
+    ProjectRolePermission,
     ResourceCount,
     ResourceTag,
     Role,
@@ -199,7 +203,7 @@ PROJECT_FIELDS = {
 
 def project_view(session: Session, project: Project) -> dict:
     owners = session.scalars(select(Account).join(ProjectAccount, ProjectAccount.account_id == Account.id).where(
-        ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectRole.ADMIN).order_by(Account.id)).all()
+        ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectMemberRole.ADMIN).order_by(Account.id)).all()
     domain = project.domain
     return compact({
         "id": project.uuid, "name": project.name, "displaytext": project.display_text, "domainid": domain.uuid,
@@ -217,6 +221,7 @@ PROJECT_ACCOUNT_FIELDS = {
     "role": "account role in the project (Regular, Admin)", "domainid": "id of the Domain the account belongs to",
     "domain": "name of the Domain the account belongs to", "domainpath": "path of the Domain the account belongs to",
     "user": "the list of users associated with account",
+    "projectroleid": "the project role of the account in the project (restricting what it may call there)",
 }
 
 
@@ -229,6 +234,48 @@ def project_account_view(session: Session, project: Project, member: ProjectAcco
         "projectid": project.uuid, "project": project.name, "accountid": account.uuid, "account": account.name,
         "accounttype": account.account_type, "role": member.role, "domainid": domain.uuid, "domain": domain.name,
         "domainpath": domain_path(domain), "user": [user_view(session, user) for user in users],
+        "projectroleid": session.get(ProjectRole, member.project_role_id).uuid if member.project_role_id else None,
+    })
+
+
+PROJECT_ROLE_FIELDS = {"id": "the ID of the role", "name": "the name of the role",
+                       "description": "the description of the role", "projectid": "the id of the project"}
+
+
+def project_role_view(role: ProjectRole, project: Project) -> dict:
+    return compact({"id": role.uuid, "name": role.name, "description": role.description, "projectid": project.uuid})
+
+
+PROJECT_ROLE_PERMISSION_FIELDS = {
+    "id": "the ID of the project role permission", "projectid": "the ID of the project",
+    "projectroleid": "the ID of the project role to which the role permission belongs",
+    "projectrolename": "the name of the project role to which the role permission belongs",
+    "rule": "the api name or wildcard rule", "permission": "the permission type of the api name or wildcard rule, "
+    "allow/deny", "description": "the description of the role permission",
+}
+
+
+def project_role_permission_view(rule: ProjectRolePermission, role: ProjectRole, project: Project) -> dict:
+    return compact({"id": rule.uuid, "projectid": project.uuid, "projectroleid": role.uuid,
+                    "projectrolename": role.name, "rule": rule.rule, "permission": rule.permission,
+                    "description": rule.description})
+
+
+PROJECT_INVITATION_FIELDS = {
+    "id": "the id of the invitation", "projectid": "the id of the project", "project": "the name of the project",
+    "domainid": "the domain id the project belongs to", "domain": "the domain name where the project belongs to",
+    "domainpath": "path of the Domain the project belongs to", "account": "the account name of the invited account",
+    "email": "the email the invitation was sent to", "state": "the invitation state",
+}
+
+
+def project_invitation_view(invitation: ProjectInvitation) -> dict:
+    project, domain = invitation.project, invitation.project.domain
+    return compact({
+        "id": invitation.uuid, "projectid": project.uuid, "project": project.name, "domainid": domain.uuid,
+        "domain": domain.name, "domainpath": domain_path(domain),
+        "account": invitation.account.name if invitation.account is not None else None,
+        "email": invitation.email, "state": invitation.state,
     })
 
 

@@ -155,12 +155,43 @@ class Project(Resource, Base):
     project_account: Mapped[Account] = relationship()
 
 
-class ProjectRole:
+class ProjectMemberRole:
+    """What a member is in a project (CloudStack's ProjectAccount.Role): an Admin manages the
+    project and its members, a Regular member uses its resources."""
+
     ADMIN, REGULAR = "Admin", "Regular"
+    ALL = (ADMIN, REGULAR)
+
+
+class ProjectRole(Resource, Base):
+    """A project's own role (CloudStack 4.15+): ordered allow/deny rules (``ProjectRolePermission``)
+    that restrict what a Regular member given this role may call in the project."""
+
+    __tablename__ = "project_role"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class ProjectRolePermission(Resource, Base):
+    """One rule of a project role: an API name or wildcard, allow or deny, at ``sort_order``."""
+
+    __tablename__ = "project_role_permission"
+    __table_args__ = (UniqueConstraint("project_role_id", "rule"),)
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    project_role_id: Mapped[int] = mapped_column(ForeignKey("project_role.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    permission: Mapped[str] = mapped_column(String(16))  # allow | deny
+    description: Mapped[str | None] = mapped_column(Text)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProjectAccount(Base):
-    """An account's membership of a project, with its role there (Admin or Regular)."""
+    """An account's membership of a project, with its role there (Admin or Regular) and
+    optionally a project role restricting what it may call there."""
 
     __tablename__ = "project_account"
     __table_args__ = (UniqueConstraint("project_id", "account_id"),)
@@ -168,10 +199,34 @@ class ProjectAccount(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16), default=ProjectRole.REGULAR)
+    role: Mapped[str] = mapped_column(String(16), default=ProjectMemberRole.REGULAR)
+    project_role_id: Mapped[int | None] = mapped_column(ForeignKey("project_role.id"))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     account: Mapped[Account] = relationship()
+
+
+class InvitationState:
+    PENDING, COMPLETED, DECLINED, EXPIRED = "Pending", "Completed", "Declined", "Expired"
+    ALL = (PENDING, COMPLETED, DECLINED, EXPIRED)
+
+
+class ProjectInvitation(Resource, Base):
+    """An invitation to join a project (``project.invite.required``): to an account, accepted by
+    that account, or to an email address, accepted by whoever presents ``token``."""
+
+    __tablename__ = "project_invitation"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    token: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=InvitationState.PENDING)
+    role: Mapped[str] = mapped_column(String(16), default=ProjectMemberRole.REGULAR)
+    project_role_id: Mapped[int | None] = mapped_column(ForeignKey("project_role.id"))
+
+    project: Mapped[Project] = relationship()
+    account: Mapped[Account | None] = relationship()
 
 
 class ResourceLimit(Base):

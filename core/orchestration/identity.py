@@ -31,6 +31,10 @@ from ..model import (
     LoginSession,
     Project,
     ProjectAccount,
+    ProjectInvitation,
+    ProjectMemberRole,
+    ProjectRole,
+    ProjectRolePermission,
     ResourceTag,
     Template,
     User,
@@ -99,7 +103,8 @@ def delete_account(cloud, account_uuid: str) -> None:
 
 
 def finish_account(session, account: Account, plugins=None) -> None:
-    """Remove the account row and what hangs off it (users, keys, sessions, memberships, tags);
+    """Remove the account row and what hangs off it (users, keys, sessions, memberships,
+    invitations, tags);
     in the caller's transaction. Resources must be gone already."""
     from ..events import record
 
@@ -110,6 +115,7 @@ def finish_account(session, account: Account, plugins=None) -> None:
     session.execute(update(User).where(User.account_id == account.id, User.removed.is_(None)).values(
         removed=now, removed_marker=User.id, api_key=None, secret_key=None, state="disabled"))
     session.execute(delete(ProjectAccount).where(ProjectAccount.account_id == account.id))
+    session.execute(delete(ProjectInvitation).where(ProjectInvitation.account_id == account.id))
     session.execute(delete(ResourceTag).where(ResourceTag.account_id == account.id))
     account.removed, account.removed_marker, account.state = now, account.id, "disabled"
     if account.account_type != AccountType.PROJECT:
@@ -117,7 +123,8 @@ def finish_account(session, account: Account, plugins=None) -> None:
 
 
 def delete_project(cloud, project_uuid: str) -> None:
-    """Remove the project's resources (the cleaners, on its account), its members and itself."""
+    """Remove the project's resources (the cleaners, on its account), its members, invitations,
+    project roles and itself."""
     with cloud.db.transaction() as session:
         project = session.scalar(select(Project).where(Project.uuid == project_uuid))
         if project is None or project.removed is not None:
@@ -130,10 +137,11 @@ def delete_project(cloud, project_uuid: str) -> None:
         from . import limits
 
         admins = list(session.scalars(select(ProjectAccount.account_id).where(
-            ProjectAccount.project_id == project.id, ProjectAccount.role == "Admin")))
+            ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectMemberRole.ADMIN)))
         for admin_id in admins:
             limits.release(session, admin_id, limits.ResourceType.PROJECT, 1)
-        session.execute(delete(ProjectAccount).where(ProjectAccount.project_id == project.id))
+        for model in (ProjectAccount, ProjectInvitation, ProjectRolePermission, ProjectRole):
+            session.execute(delete(model).where(model.project_id == project.id))
         finish_account(session, session.get(Account, account_id), plugins=cloud.plugins)
         project.removed, project.removed_marker, project.state = utcnow(), project.id, "Disabled"
         from ..events import record

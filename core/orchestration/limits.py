@@ -32,7 +32,7 @@ import enum
 from typing import Callable
 
 import pluggy
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -379,15 +379,21 @@ def _template_bytes(session, account_id):
 
 
 def _count_networks(session, account_id):
-    return session.scalar(select(func.count(Network.id)).where(Network.account_id == account_id,
-                                                               Network.removed.is_(None)))
+    # as networking.counts_as_network: an account's networks of offerings without specifyvlan
+    from ..model import NetworkOffering
+
+    return session.scalar(select(func.count(Network.id)).outerjoin(
+        NetworkOffering, NetworkOffering.id == Network.network_offering_id).where(
+        Network.account_id == account_id, Network.removed.is_(None),
+        or_(Network.acl_type.is_(None), Network.acl_type != "Domain"),
+        or_(NetworkOffering.specify_vlan.is_(None), NetworkOffering.specify_vlan.is_(False))))
 
 
 def _count_projects(session, account_id):
-    from ..model import ProjectAccount, ProjectRole
+    from ..model import ProjectAccount, ProjectMemberRole
 
     return session.scalar(select(func.count(Project.id)).join(ProjectAccount, ProjectAccount.project_id == Project.id)
-                          .where(ProjectAccount.account_id == account_id, ProjectAccount.role == ProjectRole.ADMIN,
+                          .where(ProjectAccount.account_id == account_id, ProjectAccount.role == ProjectMemberRole.ADMIN,
                                  Project.removed.is_(None)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.model import User
 from tests.helpers import ApiClient, ApiError
 
 MISSING = "2b6f0f4a-0000-4000-8000-000000000000"
@@ -273,3 +274,31 @@ def test_passwords_never_reach_events_jobs_or_logs(admin, app, cloud, caplog):
     texts += [record.getMessage() for record in caplog.records]
     assert texts and not [t for t in texts if secret in t]
     assert all(h.startswith("pbkdf2") or "$" in h for h in hashes) and not any(secret in h for h in hashes)
+
+
+def test_what_a_domain_owns_without_an_account_is_reached_from_that_domain_and_below(admin, app, cloud):
+    """A domain's shared network or offering (domain_id, no account_id): its domain's and its
+    subdomains' callers use it, a subdomain's admin too; other domains' callers do not."""
+    import sqlalchemy as sa
+
+    from core.access import Caller, can_reach, check_owner
+    from core.errors import PermissionDenied
+    from core.model import DiskOffering
+
+    alpha = admin("createDomain", name="alpha")["domain"]
+    sub = admin("createDomain", name="sub", parentdomainid=alpha["id"])["domain"]
+    beta = admin("createDomain", name="beta")["domain"]
+    offering = admin("createDiskOffering", name="alpha-disk", disksize=1, domainid=alpha["id"])["diskoffering"]
+    users = {name: create_account(admin, name, domainid=domain["id"], accounttype=kind)
+             for name, domain, kind in (("in-alpha", alpha, 0), ("in-sub", sub, 0), ("in-beta", beta, 0),
+                                        ("sub-admin", sub, 2))}
+    with cloud.db.transaction() as session:
+        row = session.scalars(sa.select(DiskOffering).where(DiskOffering.uuid == offering["id"])).one()
+        callers = {name: Caller.load(session, session.scalar(sa.select(User.id).where(User.uuid == a["user"][0]["id"])))
+                   for name, a in users.items()}
+        for name in ("in-alpha", "in-sub", "sub-admin"):
+            check_owner(session, callers[name], row)
+        with pytest.raises(PermissionDenied):
+            check_owner(session, callers["in-beta"], row)
+        assert can_reach(session, callers["in-sub"], None, row.domain_id)
+        assert not can_reach(session, callers["in-beta"], None, row.domain_id)

@@ -119,3 +119,27 @@ def test_domain_admins_reach_the_projects_of_their_domains(admin, app, cloud):
     other = new_account(admin, app, "stranger")
     assert error(other, "listProjectAccounts", projectid=project["id"]).status == 531
     assert error(other, "createProject", name="x", domainid=sales["id"]).status == 531, "not its domain"
+
+
+def test_projectid_minus_one_lists_the_resources_of_every_project_of_the_caller(world, cloud, admin):
+    zone, owner, member, outsider = (world[k] for k in ("zone", "owner", "member", "outsider"))
+    second = owner.wait(owner("createProject", name="gemini"))["project"]
+    third = outsider.wait(outsider("createProject", name="mercury"))["project"]
+    for project in (world["project"], second):
+        owner.wait(owner("addAccountToProject", projectid=project["id"], account="member"))
+    vms = {name: deploy(client, zone, cloud, projectid=project["id"], name=name)["id"]
+           for name, client, project in (("apollo-vm", owner, world["project"]), ("gemini-vm", owner, second),
+                                         ("mercury-vm", outsider, third))}
+    own = deploy(member, zone, cloud, name="own-vm")["id"]
+
+    listed = {v["name"] for v in member("listVirtualMachines", projectid=-1)["virtualmachine"]}
+    assert listed == {"apollo-vm", "gemini-vm"}, "both projects it belongs to, not a third, not its own VMs"
+    volumes = {v["virtualmachineid"] for v in member("listVolumes", projectid=-1)["volume"]}
+    assert volumes == {vms["apollo-vm"], vms["gemini-vm"]}
+    assert own not in volumes
+    assert {v["name"] for v in outsider("listVirtualMachines", projectid="-1")["virtualmachine"]} == {"mercury-vm"}
+    everything = {v["name"] for v in admin("listVirtualMachines", projectid=-1)["virtualmachine"]}
+    assert everything == {"apollo-vm", "gemini-vm", "mercury-vm"}, "root admin: every project"
+    assert error(member, "listVirtualMachines", projectid=-1, account="member").status == 431
+    assert error(member, "listVirtualMachines", projectid=-2).status == 431, "-1 is the only number taken"
+    assert error(member, "listResourceLimits", projectid=-1).status == 431, "names one project"

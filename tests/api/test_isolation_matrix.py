@@ -4,11 +4,11 @@ and every list command lists nothing of A's. Also: a domain admin sees its subdo
 and project members see the project's resources.
 
 A owns at least one row of every model that has an owner: the core kinds through the API
-(a running VM and its root volume, a project with a VM, tags, jobs, events), every other
-kind (snapshots, public IPs, rules, VPN users, ...) as rows written straight through the
-ORM, so a resource family added later is covered without touching this file. A parameter
-the test cannot map to a model fails it, naming the parameter: decide whether it names an
-owned resource (``PARAM_MODELS``) or not (``NOT_OWNED``).
+(a running VM and its root volume, a project with a VM, a project role with a rule and an
+invitation, tags, jobs, events), every other kind (snapshots, public IPs, rules, VPN users,
+...) as rows written straight through the ORM, so a resource family added later is covered
+without touching this file. A parameter the test cannot map to a model fails it, naming the
+parameter: decide whether it names an owned resource (``PARAM_MODELS``) or not (``NOT_OWNED``).
 
 Refused means: 531, 432 (not available to the role), or a 431 that names the parameter or
 A's id (the resource "does not exist" for B). Anything else is a finding: a 200 on a
@@ -42,7 +42,7 @@ PARAM_MODELS = {
     "ipaddressid": "PublicIpAddress", "publicipid": "PublicIpAddress", "lbruleid": "NetworkRule",
     "accountid": "Account", "userid": "User", "domainid": "Domain", "parentdomainid": "Domain",
     "projectid": "Project", "jobid": "AsyncJob", "resourceid": "VirtualMachine", "resourceids": "VirtualMachine",
-    "vlanid": "VlanIpRange",
+    "vlanid": "VlanIpRange", "projectroleid": "ProjectRole", "projectrolepermissionid": "ProjectRolePermission",
 }
 #: id parameters naming what no tenant owns (infrastructure, offerings, roles, ...), or not an id at all
 NOT_OWNED = {
@@ -51,6 +51,7 @@ NOT_OWNED = {
     "securitygroupids", "destzoneid", "destzoneids", "sourcezoneid", "deviceid", "groupid", "usageid",
     "vpcid",  # no VPCs in Strato yet: nothing owns one
     "ruleid",  # updateRolePermission: a role's rule (roles are nobody's)
+    "customid",  # a new id the caller chooses (updatePortForwardingRule), not one naming a resource
 }
 #: what ``id``/``ids`` names, by the command's response object (else by the noun of its name)
 RESPONSE_MODELS = {
@@ -62,6 +63,8 @@ RESPONSE_MODELS = {
     "event": "Event", "asyncjobs": "AsyncJob", "snapshotpolicy": "SnapshotPolicy",
     "remoteaccessvpn": "RemoteAccessVpn", "vpnuser": "VpnUser", "router": "Router", "vlaniprange": "VlanIpRange",
     "vlan": "VlanIpRange", "stickinesspolicies": "NetworkRule", "loadbalancerruleinstance": "NetworkRule",
+    "projectrole": "ProjectRole", "projectrolepermission": "ProjectRolePermission",
+    "projectinvitation": "ProjectInvitation",
 }
 NOUN_MODELS = {
     "virtualmachine": "VirtualMachine", "template": "Template", "iso": "Template", "volume": "Volume",
@@ -72,7 +75,8 @@ NOUN_MODELS = {
     "account": "Account", "user": "User", "userkeys": "User", "domain": "Domain", "domainchildren": "Domain",
     "project": "Project", "snapshotpolicies": "SnapshotPolicy", "snapshotpolicy": "SnapshotPolicy",
     "remoteaccessvpn": "RemoteAccessVpn", "vpnuser": "VpnUser", "router": "Router", "vlaniprange": "VlanIpRange",
-    "events": "Event", "asyncjobresult": "AsyncJob",
+    "events": "Event", "asyncjobresult": "AsyncJob", "projectrole": "ProjectRole",
+    "projectrolepermission": "ProjectRolePermission", "projectinvitation": "ProjectInvitation",
 }
 #: models nobody owns: an ``id`` of these is skipped
 UNOWNED_MODELS = {"Zone", "Pod", "Cluster", "Host", "StoragePool", "ImageStore", "ServiceOffering", "DiskOffering",
@@ -145,7 +149,12 @@ def _deploy(client, cloud, zone, **kw) -> dict:
 
 def _owned_models() -> list[type]:
     return [cls for cls in MODEL_BY_NAME.values()
-            if {"account_id", "uuid"} <= set(cls.__table__.columns.keys()) and cls.__name__ != "UsageRecord"]
+            if {"account_id", "uuid"} <= set(cls.__table__.columns.keys())
+            and cls.__name__ not in ("UsageRecord", *PROJECT_MODELS)]
+
+
+#: what a project owns through ``project_id`` (an invitation's account_id names the invitee)
+PROJECT_MODELS = ("ProjectRole", "ProjectRolePermission", "ProjectInvitation")
 
 
 def _fill_row(session, model, account: Account, made: dict, making: frozenset = frozenset()):
@@ -236,7 +245,17 @@ def world(admin, app, cloud):
         _deploy(client, cloud, zone, projectid=projects[key]["id"], name=f"{key}-proj-vm")
         client.wait(client("createTags", resourceids=vms[key]["id"], resourcetype="UserVm",
                            **{"tags[0].key": "owner", "tags[0].value": key}))
-    a.wait(a("addAccountToProject", projectid=projects["a"]["id"], account="member-a"))
+    for key, client in (("a", a), ("b", b)):  # a project role with a rule, and an invitation by email
+        project = projects[key]["id"]
+        role = client("createProjectRole", projectid=project, name=f"role-{key}")["projectrole"]
+        client("createProjectRolePermission", projectid=project, projectroleid=role["id"], rule="list*",
+               permission="allow")
+    admin("updateConfiguration", name="project.invite.required", value="true")
+    for key, client in (("a", a), ("b", b)):
+        client.wait(client("addAccountToProject", projectid=projects[key]["id"], email=f"{key}@example.com"))
+    admin("updateConfiguration", name="project.invite.required", value="false")
+    a.wait(a("addAccountToProject", projectid=projects["a"]["id"], account="member-a",
+             projectroleid=a("listProjectRoles", projectid=projects["a"]["id"])["projectrole"][0]["id"]))
     made: dict = {}
     bare_ips: set[str] = set()
     with cloud.db.transaction() as session:
@@ -287,6 +306,11 @@ def _uuids_of(cloud, account_names: list[str], project_uuids: list[str]) -> dict
             rows = list(session.scalars(sa.select(model.uuid).where(model.account_id.in_(ids))))
             if rows:
                 found[model.__name__] = rows
+        for name in PROJECT_MODELS:
+            model = MODEL_BY_NAME[name]
+            rows = list(session.scalars(sa.select(model.uuid).where(model.project_id.in_([p.id for p in projects]))))
+            if rows:
+                found[name] = rows
         found["Account"] = [a.uuid for a in accounts]
         found["Project"] = [p.uuid for p in projects]
         found["Domain"] = list({session.get(Domain, a.domain_id).uuid for a in accounts})
@@ -461,7 +485,8 @@ def _list_matrix(actor, world, theirs: dict[str, list[str]], own: dict[str, list
     a_domain = world["alpha"]["id"]
     variants = [{"listall": "true"}, {"domainid": a_domain}, {"domainid": a_domain, "isrecursive": "true"},
                 {"projectid": world["projects"]["a"]["id"]}, {"account": "acct-a", "domainid": a_domain},
-                {"listall": "true", "isrecursive": "true"}]
+                {"listall": "true", "isrecursive": "true"}, {"projectid": "-1"},
+                {"projectid": "-1", "domainid": a_domain, "isrecursive": "true"}]
     for command in builtin_commands():
         if not command.is_list or command.lower_name in AUTHENTICATORS:
             continue
@@ -506,7 +531,8 @@ def _sides(cloud, world):
 @pytest.mark.parametrize("actor", ["b", "beta_admin"])
 def test_no_command_lets_another_tenant_act_on_or_list_account_as_resources(world, cloud, actor):
     theirs, own = _sides(cloud, world)
-    assert {"VirtualMachine", "Volume", "Template", "Project", "AsyncJob", "Event", "ResourceTag"} <= set(theirs)
+    assert {"VirtualMachine", "Volume", "Template", "Project", "AsyncJob", "Event", "ResourceTag",
+            *PROJECT_MODELS} <= set(theirs)
     before = _state_of(cloud, {k: v for k, v in theirs.items() if not k.startswith("_")})
     findings, not_exercised = _matrix(world[actor], world, theirs, own)
     findings += _list_matrix(world[actor], world, theirs, own)
@@ -519,6 +545,45 @@ def test_no_command_lets_another_tenant_act_on_or_list_account_as_resources(worl
         tags = session.scalars(sa.select(ResourceTag.value).where(ResourceTag.resource_uuid ==
                                                                   world["vms"]["a"]["id"])).all()
     assert tags == ["a"]
+
+
+def test_a_free_address_answers_a_tenant_exactly_as_another_accounts_address_does(world, cloud):
+    """Every command naming a public IP: for user B, a Free address and account A's allocated
+    one are indistinguishable (same code, same words but the id), so B cannot probe which
+    addresses are taken (owned_address checks the owner before the state)."""
+    theirs, own = _sides(cloud, world)
+    ip_model = MODEL_BY_NAME["PublicIpAddress"]
+    with cloud.db.transaction() as session:
+        taken = session.scalars(sa.select(ip_model).where(ip_model.uuid.in_(theirs["PublicIpAddress"]))).first()
+        free = ip_model(**{attr.key: getattr(taken, attr.key) for attr in sa.inspect(ip_model).column_attrs
+                           if attr.key not in ("id", "uuid", "created")})
+        free.address, free.address_int = "free-1", next(_counter) + 2 * 10**6
+        free.state, free.account_id, free.domain_id, free.network_id, free.allocated = "Free", None, None, None, None
+        session.add(free)
+        session.flush()
+        free_uuid, taken_uuid = free.uuid, taken.uuid
+    compared, refused = 0, 0
+    for command in builtin_commands():
+        for name, field in sorted(command.params.items()):
+            if name in LIST_PARAMS or not _is_id_param(name, field):
+                continue
+            try:
+                if _model_of(command, name) != "PublicIpAddress":
+                    continue
+            except LookupError:
+                continue
+            request = {}
+            for other, other_field in command.params.items():
+                if other != name and other_field.required:
+                    request.update(_filler(command, other, other_field, own, world))
+            answers = []
+            for uuid in (taken_uuid, free_uuid):
+                status, body, _ = _call(world["b"], command.name, {**request, name: uuid})
+                answers.append((status, str(body.get("errortext", "")).replace(uuid, "<id>")))
+            assert answers[0] == answers[1], f"{command.name} {name}: {answers}"
+            compared += 1
+            refused += answers[0][0] == 531
+    assert compared >= 12 and refused >= 8, (compared, refused)
 
 
 def test_domain_admins_see_their_domain_and_below_and_members_their_projects(world):
@@ -540,3 +605,12 @@ def test_domain_admins_see_their_domain_and_below_and_members_their_projects(wor
     assert world["member"]("listVirtualMachines", listall=True) == {}, "outside projectid: its own only"
     assert world["b"].raw("listVirtualMachines", projectid=project).status_code == 531
     assert world["s"].raw("listVirtualMachines", projectid=project).status_code == 531
+
+    every = {v["name"] for v in world["member"]("listVirtualMachines", projectid=-1)["virtualmachine"]}
+    assert every == {"a-proj-vm"}, "projectid=-1: the projects it is a member of"
+    assert {v["name"] for v in world["b"]("listVirtualMachines", projectid=-1)["virtualmachine"]} == {"b-proj-vm"}
+    assert world["s"]("listVirtualMachines", projectid=-1) == {}
+    assert {v["name"] for v in world["alpha_admin"]("listVirtualMachines", projectid=-1)["virtualmachine"]} == \
+        {"a-proj-vm"}, "a domain admin: the projects of its domains"
+    assert [r["name"] for r in world["member"]("listProjectRoles", projectid=project)["projectrole"]] == ["role-a"]
+    assert world["b"].raw("listProjectRoles", projectid=project).status_code == 531

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 578338b6a02d
+Revision ID: 116f30a3f59e
 Revises: 
-Create Date: 2026-12-03 12:19:26.802488
+Create Date: 2026-12-03 13:50:10.228424
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '578338b6a02d'
+revision = '116f30a3f59e'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -703,19 +703,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_network_offering_service')),
     sa.UniqueConstraint('offering_id', 'service', name=op.f('uq_network_offering_service_offering_id'))
     )
-    op.create_table('project_account',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    op.create_table('project_role',
     sa.Column('project_id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('uuid', sa.String(length=40), nullable=False),
     sa.Column('created', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_project_account_account_id_account')),
-    sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_account_project_id_project')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_account')),
-    sa.UniqueConstraint('project_id', 'account_id', name=op.f('uq_project_account_project_id'))
+    sa.Column('removed', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_role_project_id_project')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_role')),
+    sa.UniqueConstraint('project_id', 'name', name=op.f('uq_project_role_project_id')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_project_role_uuid'))
     )
-    with op.batch_alter_table('project_account', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_project_account_account_id'), ['account_id'], unique=False)
+    with op.batch_alter_table('project_role', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_role_project_id'), ['project_id'], unique=False)
 
     op.create_table('storage_pool',
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -825,6 +827,65 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('guest_vlan', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_guest_vlan_network_id'), ['network_id'], unique=False)
+
+    op.create_table('project_account',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('project_role_id', sa.Integer(), nullable=True),
+    sa.Column('created', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_project_account_account_id_account')),
+    sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_account_project_id_project')),
+    sa.ForeignKeyConstraint(['project_role_id'], ['project_role.id'], name=op.f('fk_project_account_project_role_id_project_role')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_account')),
+    sa.UniqueConstraint('project_id', 'account_id', name=op.f('uq_project_account_project_id'))
+    )
+    with op.batch_alter_table('project_account', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_account_account_id'), ['account_id'], unique=False)
+
+    op.create_table('project_invitation',
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('email', sa.String(length=255), nullable=True),
+    sa.Column('token', sa.String(length=64), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('project_role_id', sa.Integer(), nullable=True),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('uuid', sa.String(length=40), nullable=False),
+    sa.Column('created', sa.DateTime(), nullable=False),
+    sa.Column('removed', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_project_invitation_account_id_account')),
+    sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_invitation_project_id_project')),
+    sa.ForeignKeyConstraint(['project_role_id'], ['project_role.id'], name=op.f('fk_project_invitation_project_role_id_project_role')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_invitation')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_project_invitation_uuid'))
+    )
+    with op.batch_alter_table('project_invitation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_invitation_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_invitation_project_id'), ['project_id'], unique=False)
+
+    op.create_table('project_role_permission',
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('project_role_id', sa.Integer(), nullable=False),
+    sa.Column('rule', sa.String(length=255), nullable=False),
+    sa.Column('permission', sa.String(length=16), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('sort_order', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('uuid', sa.String(length=40), nullable=False),
+    sa.Column('created', sa.DateTime(), nullable=False),
+    sa.Column('removed', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_role_permission_project_id_project')),
+    sa.ForeignKeyConstraint(['project_role_id'], ['project_role.id'], name=op.f('fk_project_role_permission_project_role_id_project_role')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_role_permission')),
+    sa.UniqueConstraint('project_role_id', 'rule', name=op.f('uq_project_role_permission_project_role_id')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_project_role_permission_uuid'))
+    )
+    with op.batch_alter_table('project_role_permission', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_role_permission_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_role_permission_project_role_id'), ['project_role_id'], unique=False)
 
     op.create_table('vlan',
     sa.Column('zone_id', sa.Integer(), nullable=False),
@@ -1269,6 +1330,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vlan_zone_id'))
 
     op.drop_table('vlan')
+    with op.batch_alter_table('project_role_permission', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_role_permission_project_role_id'))
+        batch_op.drop_index(batch_op.f('ix_project_role_permission_project_id'))
+
+    op.drop_table('project_role_permission')
+    with op.batch_alter_table('project_invitation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_invitation_project_id'))
+        batch_op.drop_index(batch_op.f('ix_project_invitation_account_id'))
+
+    op.drop_table('project_invitation')
+    with op.batch_alter_table('project_account', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_account_account_id'))
+
+    op.drop_table('project_account')
     with op.batch_alter_table('guest_vlan', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_guest_vlan_network_id'))
 
@@ -1283,10 +1358,10 @@ def downgrade() -> None:
     op.drop_table('capacity')
     op.drop_table('template_store_ref')
     op.drop_table('storage_pool')
-    with op.batch_alter_table('project_account', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_project_account_account_id'))
+    with op.batch_alter_table('project_role', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_role_project_id'))
 
-    op.drop_table('project_account')
+    op.drop_table('project_role')
     op.drop_table('network_offering_service')
     op.drop_table('network')
     op.drop_table('login_session')
