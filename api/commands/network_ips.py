@@ -1,6 +1,6 @@
 """IP ranges and public addresses: createVlanIpRange, listVlanIpRanges, deleteVlanIpRange,
 associateIpAddress, disassociateIpAddress, listPublicIpAddresses, enableStaticNat,
-disableStaticNat, listIpForwardingRules.
+disableStaticNat (IP forwarding rules are in network_rules).
 
 Every address of a public range has its row from creation on (CloudStack's
 user_ip_address), so acquiring one is a conditional UPDATE of a Free row and two accounts
@@ -14,7 +14,6 @@ import ipaddress
 from sqlalchemy import and_, insert, or_, select
 
 from api.views.network import ADDRESS_FIELDS, VLAN_RANGE_FIELDS, address_view, vlan_range_view
-from api.views.network_rules import STATIC_NAT_FIELDS, static_nat_view
 from core.commands import ADMINS, ALL_ROLES, ROOT_ONLY, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, NetworkRuleConflictError, PermissionDenied, ResourceInUseError
 from core.jobs import job_handler
@@ -108,7 +107,7 @@ def create_vlan_ip_range(ctx, p):
         physical = ctx.session.scalar(select(PhysicalNetwork).where(
             PhysicalNetwork.zone_id == zone.id, PhysicalNetwork.removed.is_(None)).order_by(PhysicalNetwork.id))
     _check_overlap(ctx, zone, start, end, gateway, netmask, vlan_tag)
-    owner = owner_of(ctx, p) if "account" in p else None
+    owner = owner_of(ctx, p) if "account" in p or "projectid" in p else None
     ip_range = VlanIpRange(
         zone_id=zone.id, physical_network_id=physical.id if physical else network.physical_network_id,
         network_id=network.id if network else None,
@@ -232,12 +231,17 @@ def usable_network(ctx, network: Network) -> Network:
 
 
 def owned_address(ctx, uuid: str, param: str = "ipaddressid") -> PublicIpAddress:
-    """An Allocated address the caller's account may act on: 431 when there is none, 531 when
-    it belongs to another account."""
+    """An Allocated address the caller's account may act on. The owner is checked first, so
+    a tenant learns nothing about addresses that are not its own: a free address and another
+    account's both answer 531 with the same words; 431 (not allocated) only to admins, who
+    see free addresses anyway (listPublicIpAddresses allocatedonly=false)."""
     address = ctx.get(PublicIpAddress, uuid, param, check_owner=False)
+    if address.account_id is not None:
+        ctx.get(PublicIpAddress, uuid, param)  # the ownership check (531)
+    elif not is_admin(ctx):
+        raise PermissionDenied(f"Account {ctx.caller.account_name} may not access PublicIpAddress {address.uuid}")
     if address.state != IpState.ALLOCATED or address.account_id is None:
         raise InvalidParameterError(f"public IP address {address.address} is not allocated to any account")
-    ctx.get(PublicIpAddress, uuid, param)  # the ownership check (531)
     return address
 
 
@@ -286,17 +290,7 @@ def _specific_address(ctx, zone: Zone, owner: Account, network: Network | None, 
                                                                PublicIpAddress.address == str(wanted)))
     if address is None:
         raise invalid(ctx, "ipaddress", f"{wanted} is not a public address of zone {zone.name}")
-    from sqlalchemy import update
-
-    taken = ctx.session.execute(update(PublicIpAddress).where(
-        PublicIpAddress.id == address.id, PublicIpAddress.state == IpState.FREE).values(
-        state=IpState.ALLOCATED, account_id=owner.id, domain_id=owner.domain_id,
-        network_id=network.id if network else None, allocated=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
-    if not taken:
-        raise NetworkRuleConflictError(f"public IP address {wanted} is already in use")
-    ctx.session.refresh(address)
-    return address
+    return networking.acquire_public_ip(ctx.session, zone, owner, network, address=address)
 
 
 @job_handler("ip.associate")
@@ -462,26 +456,11 @@ def disable_static_nat(ctx, p):
     if not address.is_static_nat:
         raise InvalidParameterError(f"IP {address.address} has no static NAT")
     address.is_static_nat, address.vm_id, address.vm_ip = False, None, None
+    # its IP forwarding rules (and the firewall rules they opened) go with it, as in CloudStack
+    networking.delete_rules(ctx.session, ctx.session.scalars(select(NetworkRule).where(
+        NetworkRule.ip_address_id == address.id, or_(NetworkRule.purpose == "StaticNat", NetworkRule.related_id.in_(
+            select(NetworkRule.id).where(NetworkRule.ip_address_id == address.id,
+                                         NetworkRule.purpose == "StaticNat"))))).all())
     network = ctx.session.get(Network, address.network_id)
     ctx.event("STATICNAT.DISABLE", f"Disabled static NAT of {address.address}", address)
     return ctx.start_job("network.apply", {"network": network.uuid}, instance=network, instance_type="Network")
-
-
-@api_command("listIpForwardingRules", response="ipforwardingrule", is_list=True, roles=ALL_ROLES,
-             response_fields=STATIC_NAT_FIELDS, description="List the IP forwarding (static NAT) rules", params={
-                 "id": P.uuid("Lists rule with the specified ID"),
-                 "ipaddressid": P.uuid("list the rule belonging to this public IP address"),
-                 "virtualmachineid": P.uuid("Lists all rules applied to the specified VM."),
-             })
-def list_ip_forwarding_rules(ctx, p):
-    query = select(PublicIpAddress).where(PublicIpAddress.is_static_nat.is_(True),
-                                          ctx.owner_filter(PublicIpAddress, by_id="id" in p or "ipaddressid" in p))
-    for param in ("id", "ipaddressid"):
-        if param in p:
-            query = query.where(PublicIpAddress.uuid == p[param])
-    if "virtualmachineid" in p:
-        query = query.where(PublicIpAddress.vm_id == ctx.get(VirtualMachine, p["virtualmachineid"],
-                                                             "virtualmachineid").id)
-    total, rows = ctx.page(query, order_by=PublicIpAddress.address_int)
-    return total, [static_nat_view(ctx.session, a) for a in rows]
-

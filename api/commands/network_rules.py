@@ -1,4 +1,5 @@
-"""Port forwarding, firewall (ingress) and egress rules: create, list and delete each.
+"""Port forwarding (create, update, list, delete), IP forwarding (static NAT) rules, firewall
+(ingress) and egress rules: create, list and delete each.
 
 A create writes the rule (state Add) and, for port forwarding with openfirewall (the
 default), the firewall rule that opens its ports, in the command's transaction; the job
@@ -14,11 +15,18 @@ import ipaddress
 
 from sqlalchemy import select
 
-from api.views.network_rules import FIREWALL_FIELDS, PF_FIELDS, firewall_view, pf_view
+from api.views.network_rules import (
+    FIREWALL_FIELDS,
+    PF_FIELDS,
+    STATIC_NAT_FIELDS,
+    firewall_view,
+    pf_view,
+    static_nat_view,
+)
 from core.commands import ALL_ROLES, P, api_command
-from core.errors import InvalidParameterError, NetworkRuleConflictError
+from core.errors import InvalidParameterError, NetworkRuleConflictError, PermissionDenied
 from core.jobs import job_handler
-from core.model import Network, NetworkRule, PublicIpAddress, RuleState
+from core.model import Network, NetworkRule, PublicIpAddress, RuleState, VirtualMachine
 from core.orchestration import networking
 
 from .network_ips import owned_address, usable_network, vm_on_network
@@ -159,10 +167,11 @@ def render(ctx, what: dict) -> dict:
     from core.model import RemoteAccessVpn, VpnUser
 
     with ctx.transaction() as session:
-        if what["kind"] in ("pf", "firewall", "lb", "stickiness"):
+        if what["kind"] in ("pf", "firewall", "lb", "stickiness", "ipforwarding"):
             rule = session.scalar(select(NetworkRule).where(NetworkRule.uuid == what["id"]))
             view = {"pf": ("portforwardingrule", pf_view), "firewall": ("firewallrule", firewall_view),
-                    "lb": ("loadbalancer", lb_view), "stickiness": ("stickinesspolicies", stickiness_view)}
+                    "lb": ("loadbalancer", lb_view), "stickiness": ("stickinesspolicies", stickiness_view),
+                    "ipforwarding": ("ipforwardingrule", static_nat_view)}
             key, fn = view[what["kind"]]
             return {key: fn(session, rule)}
         if what["kind"] == "vpn":
@@ -268,11 +277,133 @@ def delete_port_forwarding_rule(ctx, p):
                            revoked=revoked, instance=rule)
 
 
+@api_command("updatePortForwardingRule", response="portforwardingrule", is_async=True, roles=ALL_ROLES,
+             response_fields=PF_FIELDS, description="Updates a port forwarding rule. Only the private port and the "
+                                                    "virtual machine can be updated.", params={
+                 "id": P.uuid("the ID of the port forwarding rule", required=True),
+                 "privateport": P.integer("the private start port of the port forwarding rule"),
+                 "privateendport": P.integer("the private end port of the port forwarding rule"),
+                 "virtualmachineid": P.uuid("the ID of the virtual machine for the port forwarding rule"),
+                 "vmguestip": P.string("VM guest nic Secondary ip address for the port forwarding rule",
+                                       max_length=64),
+                 "fordisplay": P.boolean("an optional field, whether to the display the rule to the end user or not"),
+                 "customid": P.string("an optional field, in case you want to set a custom id to the resource. "
+                                      "Allowed to Root Admins only", max_length=255),
+             })
+def update_port_forwarding_rule(ctx, p):
+    """Changes where a rule forwards to, in place (same id); the router follows in the job, and
+    a change the router refuses is undone."""
+    rule = owned_rule(ctx, p["id"], "PortForwarding")
+    network = ctx.session.get(Network, rule.network_id)
+    previous = {"vm_id": rule.vm_id, "dest_ip": rule.dest_ip, "dest_port_start": rule.dest_port_start,
+                "dest_port_end": rule.dest_port_end, "for_display": rule.for_display, "uuid": rule.uuid}
+    if "privateport" in p or "privateendport" in p:
+        start, end = port_range(ctx, "privateport", "privateendport",
+                                {"privateport": p.get("privateport", rule.dest_port_start),
+                                 "privateendport": p.get("privateendport", p.get("privateport"))})
+        if end - start != rule.end_port - rule.start_port:
+            raise invalid(ctx, "privateendport", f"the private range {start}-{end} and the public range "
+                                                 f"{rule.start_port}-{rule.end_port} must be as long")
+        rule.dest_port_start, rule.dest_port_end = start, end
+    if "virtualmachineid" in p or "vmguestip" in p:
+        vm_uuid = p.get("virtualmachineid") or ctx.session.get(VirtualMachine, rule.vm_id).uuid
+        vm, nic = vm_on_network(ctx, vm_uuid, network, guest_ip=p.get("vmguestip"))
+        rule.vm_id, rule.dest_ip = vm.id, nic.ip_address
+    if "fordisplay" in p:
+        rule.for_display = p["fordisplay"]
+    if "customid" in p:
+        if not ctx.caller.is_root_admin:
+            raise PermissionDenied("customid may be given by root admins only")
+        if ctx.session.scalar(select(NetworkRule.id).where(NetworkRule.uuid == p["customid"],
+                                                           NetworkRule.id != rule.id)):
+            raise invalid(ctx, "customid", f"{p['customid']} is the id of another rule")
+        rule.uuid = p["customid"]
+    ctx.session.flush()
+    ctx.event("NET.RULEMODIFY", f"Updated port forwarding rule {rule.uuid}", rule)
+    return ctx.start_job("network.rule.update", {"network": network.uuid, "rule": rule.uuid, "previous": previous},
+                         instance=rule, instance_type="NetworkRule")
+
+
+@job_handler("network.rule.update")
+def rule_update_job(ctx):
+    networking.apply_rule_update(ctx.cloud, ctx.params["network"], ctx.params["rule"], ctx.params["previous"],
+                                 caller=ctx.caller)
+    return render(ctx, {"kind": "pf", "id": ctx.params["rule"]})
+
+
 def _revoke_with_related(ctx, rule: NetworkRule) -> list[str]:
     rules = [rule, *ctx.session.scalars(select(NetworkRule).where(NetworkRule.related_id == rule.id))]
     for item in rules:
         item.state = RuleState.REVOKE
     return [item.uuid for item in rules]
+
+
+# -- IP forwarding (static NAT) rules ------------------------------------------------------------------
+
+
+@api_command("createIpForwardingRule", response="ipforwardingrule", is_async=True, roles=ALL_ROLES,
+             response_fields=STATIC_NAT_FIELDS, description="Creates an IP forwarding rule", params={
+                 "ipaddressid": P.uuid("the public IP address ID of the forwarding rule, already associated via "
+                                       "associateIp", required=True),
+                 "protocol": P.string("the protocol for the rule. Valid values are TCP or UDP.", required=True),
+                 "startport": P.integer("the start port for the rule", required=True),
+                 "endport": P.integer("the end port for the rule"),
+                 "openfirewall": P.boolean("if true (the default), a firewall rule for the ports is made with it"),
+                 "cidrlist": P.list("deprecated: give the CIDRs in createFirewallRule"),
+             })
+def create_ip_forwarding_rule(ctx, p):
+    """A static NAT rule on an address with static NAT: the ports it names (with openfirewall,
+    the default, opened by a firewall rule that goes with it) reach the address's VM."""
+    if "cidrlist" in p:
+        raise invalid(ctx, "cidrlist", "cidrlist is deprecated; open the ports for chosen CIDRs with "
+                                       "createFirewallRule")
+    address = owned_address(ctx, p["ipaddressid"])
+    if not address.is_static_nat or address.vm_id is None:
+        raise InvalidParameterError(f"IP {address.address} has no static NAT: enableStaticNat first")
+    network = rule_network(ctx, address, "StaticNat")
+    protocol = protocol_of(ctx, p["protocol"], ("tcp", "udp"))
+    start, end = port_range(ctx, "startport", "endport", p)
+    for other in ctx.session.scalars(select(NetworkRule).where(
+            NetworkRule.ip_address_id == address.id, NetworkRule.purpose == "StaticNat",
+            NetworkRule.state != RuleState.REVOKE, NetworkRule.protocol == protocol)):
+        if _overlap(start, end, other.start_port, other.end_port):
+            raise NetworkRuleConflictError(f"The range specified, {start}-{end}, conflicts with IP forwarding rule "
+                                           f"{other.uuid} which has {other.start_port}-{other.end_port} ({protocol}) "
+                                           f"on {address.address}")
+    rule = NetworkRule(network_id=network.id, ip_address_id=address.id, account_id=address.account_id,
+                       domain_id=address.domain_id, purpose="StaticNat", protocol=protocol, start_port=start,
+                       end_port=end, source_cidrs=["0.0.0.0/0"], vm_id=address.vm_id, dest_ip=address.vm_ip)
+    ctx.session.add(rule)
+    ctx.session.flush()
+    added = [rule.uuid]
+    if p.get("openfirewall", True):
+        added.append(_open_firewall(ctx, network, address, rule, protocol, start, end, ["0.0.0.0/0"]).uuid)
+    ctx.event("NET.RULEADD", f"Applying an IP forwarding 1:1 NAT rule for IP: {address.address} ({protocol} "
+                             f"{start}-{end})", rule)
+    return start_rules_job(ctx, network, render={"kind": "ipforwarding", "id": rule.uuid}, added=added,
+                           instance=rule)
+
+
+@api_command("deleteIpForwardingRule", response="success", is_async=True, roles=ALL_ROLES,
+             description="Deletes an IP forwarding rule",
+             params={"id": P.uuid("the ID of the forwarding rule", required=True)})
+def delete_ip_forwarding_rule(ctx, p):
+    rule = owned_rule(ctx, p["id"], "StaticNat")
+    revoked = _revoke_with_related(ctx, rule)
+    ctx.event("NET.RULEDELETE", f"Deleting IP forwarding rule {rule.uuid}", rule)
+    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
+                           revoked=revoked, instance=rule)
+
+
+@api_command("listIpForwardingRules", response="ipforwardingrule", is_list=True, roles=ALL_ROLES,
+             response_fields=STATIC_NAT_FIELDS, description="List the IP forwarding rules", params={
+                 "id": P.uuid("Lists rule with the specified ID"),
+                 "ipaddressid": P.uuid("list the rule belonging to this public IP address"),
+                 "virtualmachineid": P.uuid("Lists all rules applied to the specified VM."),
+             })
+def list_ip_forwarding_rules(ctx, p):
+    vm_id = ctx.get(VirtualMachine, p["virtualmachineid"], "virtualmachineid").id if "virtualmachineid" in p else None
+    return _list_rules(ctx, p, "StaticNat", None, static_nat_view, vm_id=vm_id)
 
 
 @api_command("listPortForwardingRules", response="portforwardingrule", is_list=True, roles=ALL_ROLES,
@@ -286,7 +417,7 @@ def list_port_forwarding_rules(ctx, p):
     return _list_rules(ctx, p, "PortForwarding", None, pf_view)
 
 
-def _list_rules(ctx, p, purpose: str, traffic_type: str | None, view):
+def _list_rules(ctx, p, purpose: str, traffic_type: str | None, view, *, vm_id: int | None = None):
     query = select(NetworkRule).where(NetworkRule.purpose == purpose,
                                       ctx.owner_filter(NetworkRule, by_id="id" in p or "ipaddressid" in p))
     if traffic_type is not None:
@@ -296,6 +427,8 @@ def _list_rules(ctx, p, purpose: str, traffic_type: str | None, view):
     if "ipaddressid" in p:
         address = ctx.get(PublicIpAddress, p["ipaddressid"], "ipaddressid", check_owner=False)
         query = query.where(NetworkRule.ip_address_id == address.id)
+    if vm_id is not None:
+        query = query.where(NetworkRule.vm_id == vm_id)
     if "networkid" in p:
         query = query.where(NetworkRule.network_id == ctx.get(Network, p["networkid"], "networkid",
                                                               check_owner=False).id)

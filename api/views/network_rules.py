@@ -62,20 +62,25 @@ def firewall_view(session: Session, rule: NetworkRule) -> dict:
 
 
 STATIC_NAT_FIELDS = {
-    "id": "the ID of the rule (the address's id)", "protocol": "all", "ipaddressid": "the public address",
-    "ipaddress": "its address", "virtualmachineid": "the VM", "virtualmachinename": "its name",
-    "vmguestip": "the VM's guest address", "state": "Active",
+    "id": "the ID of the IP forwarding rule", "protocol": "tcp or udp", "ipaddressid": "the public address",
+    "ipaddress": "its address", "startport": "the first port", "endport": "the last port",
+    "virtualmachineid": "the VM (the address's static NAT)", "virtualmachinename": "its name",
+    "virtualmachinedisplayname": "its display name", "vmguestip": "the VM's guest address",
+    "state": "Add, Active or Revoke",
 }
 
 
-def static_nat_view(session: Session, address: PublicIpAddress) -> dict:
-    vm = session.get(VirtualMachine, address.vm_id) if address.vm_id else None
+def static_nat_view(session: Session, rule: NetworkRule) -> dict:
+    """An IP forwarding rule (CloudStack's IpForwardingRuleResponse): the ports of a static-NAT
+    address it names, towards the address's VM."""
+    address = rule.ip_address
+    vm = session.get(VirtualMachine, address.vm_id) if address is not None and address.vm_id else None
     return compact({
-        "id": address.uuid, "protocol": "all", "ipaddressid": address.uuid, "ipaddress": address.address,
+        "id": rule.uuid, "protocol": rule.protocol, "ipaddressid": address.uuid if address else None,
+        "ipaddress": address.address if address else None, "startport": rule.start_port, "endport": rule.end_port,
         "virtualmachineid": vm.uuid if vm else None, "virtualmachinename": vm.name if vm else None,
-        "virtualmachinedisplayname": vm.display_name if vm else None, "vmguestip": address.vm_ip,
-        "startport": "1", "endport": "65535", "state": "Active", "tags": [],
-        **owner_fields(session, address.account_id, address.domain_id),
+        "virtualmachinedisplayname": vm.display_name if vm else None,
+        "vmguestip": address.vm_ip if address else None, "state": rule.state,
     })
 
 

@@ -78,6 +78,7 @@ from ..model import (
     Zone,
     utcnow,
 )
+from . import limits, usage
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +354,8 @@ def create_network(cloud, session: Session, *, owner: Account | None, domain_id:
         subdomain_access=subdomain_access)
     session.add(network)
     session.flush()
+    if counts_as_network(session, network):
+        limits.reserve(session, owner, limits.ResourceType.NETWORK, 1)
     if normal_vlan not in (None, "untagged") and physical is not None:
         _take_vlan(session, physical, int(normal_vlan), network)
     if guest_type == "Shared":
@@ -637,11 +640,15 @@ def _allocate_guest_vlan(session: Session, network: Network) -> None:
 
 
 def acquire_public_ip(session: Session, zone: Zone, owner: Account, network: Network | None, *,
-                      source_nat: bool = False) -> PublicIpAddress:
+                      source_nat: bool = False, address: PublicIpAddress | None = None) -> PublicIpAddress:
     """The lowest Free public address of the zone (ranges dedicated to other accounts
-    excluded), Allocated to ``owner`` (and ``network``); 533 when none is free."""
+    excluded), or ``address`` when one is asked for, Allocated to ``owner`` (and ``network``).
+    533 when none is free, 537 when ``address`` is taken, 532 when the owner is at its
+    public_ip limit (the caller's transaction must then roll back)."""
+    from sqlalchemy import update
+
     for _attempt in range(20):
-        candidate = session.scalar(
+        candidate = address or session.scalar(
             select(PublicIpAddress).join(VlanIpRange, VlanIpRange.id == PublicIpAddress.vlan_id)
             .where(PublicIpAddress.zone_id == zone.id, PublicIpAddress.state == IpState.FREE,
                    VlanIpRange.vlan_type == "VirtualNetwork", VlanIpRange.removed.is_(None),
@@ -650,8 +657,6 @@ def acquire_public_ip(session: Session, zone: Zone, owner: Account, network: Net
         if candidate is None:
             raise InsufficientCapacityError(f"zone {zone.name} has no free public IP address left")
         # a conditional UPDATE, so two transactions never take the same address
-        from sqlalchemy import update
-
         taken = session.execute(update(PublicIpAddress).where(
             PublicIpAddress.id == candidate.id, PublicIpAddress.state == IpState.FREE).values(
             state=IpState.ALLOCATED, account_id=owner.id, domain_id=owner.domain_id,
@@ -659,8 +664,38 @@ def acquire_public_ip(session: Session, zone: Zone, owner: Account, network: Net
             allocated=utcnow()).execution_options(synchronize_session=False)).rowcount
         if taken:
             session.refresh(candidate)
+            if _counted(session, candidate):  # as CloudStack: addresses of a dedicated range are not
+                limits.reserve(session, owner, limits.ResourceType.PUBLIC_IP, 1)
+                usage.record_row(session, "NET.IPASSIGN", candidate)
             return candidate
+        if address is not None:
+            raise NetworkRuleConflictError(f"public IP address {address.address} is already in use")
     raise InsufficientCapacityError(f"could not take a public IP address in zone {zone.name}: too much contention")
+
+
+def _counted(session: Session, address: PublicIpAddress) -> bool:
+    """Whether the address counts against its owner's public_ip limit and is charged (usage):
+    yes unless its range is dedicated to the account (CloudStack's isIpDedicated)."""
+    return session.get(VlanIpRange, address.vlan_id).account_id is None
+
+
+def _count_public_ips(session: Session, account_id: int) -> int:
+    return session.scalar(select(func.count(PublicIpAddress.id)).join(
+        VlanIpRange, VlanIpRange.id == PublicIpAddress.vlan_id).where(
+        PublicIpAddress.account_id == account_id, PublicIpAddress.state == IpState.ALLOCATED,
+        VlanIpRange.account_id.is_(None)))
+
+
+limits.register_counter(limits.ResourceType.PUBLIC_IP, _count_public_ips)
+
+
+def counts_as_network(session: Session, network: Network) -> bool:
+    """Whether the network counts against its account's network limit: as CloudStack's
+    resourceCountNeedsUpdate, an account's network of an offering without specifyvlan."""
+    if network.account_id is None or network.acl_type == "Domain":
+        return False
+    offering = session.get(NetworkOffering, network.network_offering_id) if network.network_offering_id else None
+    return offering is None or not offering.specify_vlan
 
 
 def delete_rules(session: Session, rules: Iterable[NetworkRule]) -> None:
@@ -672,11 +707,15 @@ def delete_rules(session: Session, rules: Iterable[NetworkRule]) -> None:
 
 
 def release_public_ip(session: Session, address: PublicIpAddress) -> None:
-    """Free an address and remove what was on it (rules, VPN). In the caller's transaction."""
+    """Free an address and remove what was on it (rules, VPN); the owner's public_ip count
+    and its usage (NET.IPRELEASE) are given back. In the caller's transaction."""
     delete_rules(session, session.scalars(select(NetworkRule).where(NetworkRule.ip_address_id == address.id)))
     for vpn in session.scalars(select(RemoteAccessVpn).where(RemoteAccessVpn.ip_address_id == address.id)):
         session.delete(vpn)
     session.flush()
+    if address.account_id is not None and address.state == IpState.ALLOCATED and _counted(session, address):
+        limits.release(session, address.account_id, limits.ResourceType.PUBLIC_IP, 1)
+        usage.record_row(session, "NET.IPRELEASE", address)
     address.state, address.account_id, address.domain_id, address.network_id = IpState.FREE, None, None, None
     address.is_source_nat = address.is_static_nat = False
     address.vm_id, address.vm_ip, address.allocated = None, None, None
@@ -856,6 +895,8 @@ def shutdown_and_delete(cloud, network_uuid: str, *, caller=None) -> None:
             router = router_of(session, network)
             if router is not None:
                 router.removed, router.state = utcnow(), "Destroyed"
+            if counts_as_network(session, network):
+                limits.release(session, network.account_id, limits.ResourceType.NETWORK, 1)
             network.removed, network.state = utcnow(), NetworkState.DESTROY
             record(session, "NETWORK.DELETE", f"Deleted network {network.name}", caller=caller, resource=network,
                    plugins=cloud.plugins)
@@ -892,6 +933,25 @@ def apply_rules(cloud, network_uuid: str, *, added: Iterable[str] = (), revoked:
             raise
         settle_changes(cloud, **changes, success=True)
         return how
+
+
+def apply_rule_update(cloud, network_uuid: str, rule_uuid: str, previous: dict[str, Any], *, caller=None) -> None:
+    """Put a rule edited in place (``updatePortForwardingRule``) on the router. When the router
+    refuses, the rule gets its ``previous`` column values back, the router is re-applied and
+    the router's error raised (as ``apply_rules``)."""
+    with network_lock(cloud, network_uuid):
+        try:
+            apply(cloud, network_uuid, caller=caller, mark_error=False)
+        except StratoError:
+            with cloud.db.transaction() as session:
+                rule = session.scalar(select(NetworkRule).where(NetworkRule.uuid == rule_uuid))
+                for column, value in previous.items():
+                    setattr(rule, column, value)
+            try:
+                apply(cloud, network_uuid, caller=caller)
+            except StratoError:
+                log.warning("re-applying network %s after a refused rule update failed too", network_uuid)
+            raise
 
 
 def settle_changes(cloud, *, added=(), revoked=(), members_added=(), members_revoked=(), users_added=(),
@@ -1053,6 +1113,54 @@ def release_vm_nics(cloud, vm_uuid: str, spec: VmSpec) -> None:
                     element.release_nic(network_dict, nic, spec)
                 except Exception:  # the VM is off either way; the log says which element failed
                     log.exception("releasing NIC %s on network %s failed", mac, network_dict["uuid"])
+
+
+# -- deleting an account (identity's cleaners) ----------------------------------------------------
+
+
+def delete_vpn_users_of(cloud, account_id: int) -> None:
+    """The account's VPN users go; the routers of its VPNs follow after the commit."""
+    with cloud.db.transaction() as session:
+        for user in session.scalars(select(VpnUser).where(VpnUser.account_id == account_id)):
+            session.delete(user)
+        apply_after_commit(cloud, session, session.scalars(select(RemoteAccessVpn.network_id).where(
+            RemoteAccessVpn.account_id == account_id, RemoteAccessVpn.removed.is_(None))))
+
+
+def delete_networks_of(cloud, account_id: int, caller=None) -> None:
+    """Every network of the account, as deleteNetwork does: router and bridge off the host,
+    rules, VPN and addresses (released, usage closed, counts given back) out of the database.
+    Its VMs must be gone already (the "vms" cleaner runs first)."""
+    with cloud.db.transaction() as session:
+        uuids = list(session.scalars(select(Network.uuid).where(Network.account_id == account_id,
+                                                                Network.removed.is_(None)).order_by(Network.id)))
+    for network_uuid in uuids:
+        shutdown_and_delete(cloud, network_uuid, caller=caller)
+
+
+def release_public_ips_of(cloud, account_id: int) -> None:
+    """The account's addresses left after its networks went (those acquired without a
+    network): released with what is on them."""
+    with cloud.db.transaction() as session:
+        addresses = list(session.scalars(select(PublicIpAddress).where(PublicIpAddress.account_id == account_id)))
+        touched = {a.network_id for a in addresses if a.network_id is not None}
+        for address in addresses:
+            record(session, "NET.IPRELEASE", f"Released public IP {address.address}", resource=address,
+                   plugins=cloud.plugins)
+            release_public_ip(session, address)
+        apply_after_commit(cloud, session, touched)
+
+
+def _register_cleaners() -> None:
+    from . import identity
+
+    # after "vms" (expunging a VM already removes its rules and static NAT), in this order
+    for name, cleaner in (("vpn users", delete_vpn_users_of), ("networks", delete_networks_of),
+                          ("public ips", release_public_ips_of)):
+        identity.register_cleaner(name, cleaner, before="templates")
+
+
+_register_cleaners()
 
 
 # -- recovery -------------------------------------------------------------------------------------

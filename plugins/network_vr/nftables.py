@@ -15,7 +15,10 @@ Interfaces inside the namespace: ``eth0`` guest side, ``eth1`` public side, ``tu
 * forward: replies, DNAT'd traffic, guests out through ``egress`` (rules then the
   offering's default), VPN clients to guests;
 * SNAT: static-NAT guests as their public address, the rest of the guest CIDR as the
-  source-NAT address.
+  source-NAT address;
+* hairpin: a guest reaching a port-forwarded or static-NAT public address of its own network
+  is DNAT'd as from outside, and masqueraded as the router on the way back into ``eth0`` (so
+  the target answers through the router); the router sends the guest no ICMP redirect for it.
 """
 
 from __future__ import annotations
@@ -139,6 +142,11 @@ def ruleset(spec: RouterSpec) -> str:
         out.append(f'    iifname "{PUBLIC}" dnat ip to ip daddr . meta l4proto . th dport map @pf_port')
         out.append(f'    iifname "{PUBLIC}" dnat ip to ip daddr . meta l4proto . th dport map @pf_range')
         out.append(f'    iifname "{PUBLIC}" dnat ip to ip daddr map @snat_in')
+        # hairpin: a guest reaching a public address of its own network is forwarded the same way
+        out.append(f'    iifname "{GUEST}" ip daddr @public_ips dnat ip to ip daddr . meta l4proto . th dport map @pf_port')
+        out.append(f'    iifname "{GUEST}" ip daddr @public_ips dnat ip to ip daddr . meta l4proto . th dport map '
+                   '@pf_range')
+        out.append(f'    iifname "{GUEST}" ip daddr @public_ips dnat ip to ip daddr map @snat_in')
     out.append("  }")
 
     out.append("  chain nat_post {")
@@ -147,6 +155,8 @@ def ruleset(spec: RouterSpec) -> str:
         out.append(f'    oifname "{PUBLIC}" snat ip to ip saddr map @snat_out')
         if public.source_nat and spec.has("SourceNat"):
             out.append(f'    oifname "{PUBLIC}" ip saddr {spec.cidr} snat ip to {public.source_nat}')
+        # hairpin: the target answers the router, not the guest directly (which expects the public address)
+        out.append(f'    iifname "{GUEST}" oifname "{GUEST}" ct status dnat masquerade')
     out.append("  }")
 
     out.append("  chain egress {")
@@ -159,12 +169,20 @@ def ruleset(spec: RouterSpec) -> str:
     out.append("    ct state invalid drop")
     if public is not None:
         out.append(f'    iifname "{PUBLIC}" oifname "{GUEST}" ct status dnat accept')
+        out.append(f'    iifname "{GUEST}" oifname "{GUEST}" ct status dnat accept')
         out.append(f'    iifname "{GUEST}" oifname "{PUBLIC}" jump egress')
         default = "accept" if spec.egress_default_allow else "drop"
         out.append(f'    iifname "{GUEST}" oifname "{PUBLIC}" {default}')
     if spec.vpn is not None:
         out.append(f'    iifname "{VPN}" oifname "{GUEST}" accept')
     out.append("  }")
+    if public is not None:
+        # hairpinned packets leave by the interface they came in: a redirect would send the guest
+        # straight to the target, which does not own the public address
+        out.append("  chain out {")
+        out.append("    type filter hook output priority filter; policy accept;")
+        out.append(f'    oifname "{GUEST}" icmp type redirect drop')
+        out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
 

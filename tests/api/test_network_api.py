@@ -327,6 +327,12 @@ def test_static_nat_excludes_other_rules_and_the_source_nat_address(alice, cloud
     second = alice.wait(alice("associateIpAddress", networkid=network["id"]))["ipaddress"]
     exc = error(alice, "enableStaticNat", ipaddressid=second["id"], virtualmachineid=vm["id"])
     assert exc.status == 537 and ip["ipaddress"] in exc.body["errortext"]
+    assert alice("listIpForwardingRules") == {}, "static NAT alone makes no IP forwarding rule (as CloudStack)"
+    alice.wait(alice("createIpForwardingRule", ipaddressid=ip["id"], protocol="tcp", startport=22))
+    assert error(alice, "createIpForwardingRule", ipaddressid=ip["id"], protocol="tcp", startport=20,
+                 endport=30).status == 537
+    assert error(alice, "createIpForwardingRule", ipaddressid=second["id"], protocol="tcp",
+                 startport=22).status == 431, "no static NAT on that address"
     assert alice("listIpForwardingRules")["count"] == 1
     alice.wait(alice("disableStaticNat", ipaddressid=ip["id"]))
     assert alice("listIpForwardingRules") == {}

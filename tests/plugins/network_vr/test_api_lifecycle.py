@@ -295,3 +295,17 @@ def test_deleting_a_network_removes_its_router_bridge_and_addresses(vr_cloud, vr
     free = vr_admin("listPublicIpAddresses", allocatedonly=False, state="Free")["publicipaddress"]
     assert {"198.51.100.10", "198.51.100.11"} <= {a["ipaddress"] for a in free}
     assert vr_admin("listRouters", listall=True) == {}
+
+
+def test_a_live_migration_gets_the_networks_whole_spec_and_rebuilds_a_missing_bridge(vr_cloud, vr_app, vr_admin,
+                                                                                      world):
+    zone, tenant, vm, guest = tenant_with_vm(vr_cloud, vr_app, vr_admin, world)
+    network_id = vm["nic"][0]["networkid"]
+    names = router_names(vr_cloud, network_id)
+    before = vr_admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"]
+    sh("ip", "link", "del", names.bridge)  # as on a host that lost it: the short dict could only give up
+    moved = vr_admin.wait(vr_admin("migrateVirtualMachine", virtualmachineid=vm["id"]), timeout=60)["virtualmachine"]
+    assert moved["hostid"] != before and moved["state"] == "Running"
+    on_bridge = sh("ip", "-o", "link", "show", "master", names.bridge).stdout
+    assert names.guest_veth in on_bridge, "the router's guest side is on the rebuilt bridge"
+    assert network_row(vr_cloud, network_id)["router"] == "Running"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import ApiClient, make_account, offering_id
 
-from .world import PUBLIC_GATEWAY
+from .world import PUBLIC_GATEWAY, sh
 from .zone import advanced_zone, network_row
 
 pytestmark = pytest.mark.usefixtures("vr_host")
@@ -100,6 +100,18 @@ def test_port_forwarding_reaches_a_web_server_in_the_guest_and_the_firewall_deci
     assert tenant("listPortForwardingRules", ipaddressid=ip["id"])["portforwardingrule"] == [
         tenant("listPortForwardingRules", id=opened["id"])["portforwardingrule"][0]]
 
+    # updatePortForwardingRule: the same rule (same id) now forwards to another private port
+    guest.serve_http(8000)
+    updated = tenant.wait(tenant("updatePortForwardingRule", id=opened["id"], privateport=8000))["portforwardingrule"]
+    assert (updated["id"], updated["privateport"], updated["privateendport"], updated["state"]) == (
+        opened["id"], "8000", "8000", "Active")
+    assert world.get(world.internet, url) == f"web1 {PUBLIC_GATEWAY}\n"
+    in_router = ["ip", "netns", "exec", vr_cloud.plugins.network["vr"].ex_names(network_id).namespace]
+    table = sh(*in_router, "nft", "list", "map", "ip", "strato", "pf_port").stdout
+    assert f"{vm['nic'][0]['ipaddress']} . 8000" in table and f"{vm['nic'][0]['ipaddress']} . 80 " not in table
+    bad = tenant.raw("updatePortForwardingRule", id=opened["id"], privateport=8000, privateendport=8001)
+    assert bad.status_code == 431, "the private range must be as long as the public one"
+
     # deleting the rule removes its firewall rule with it
     tenant.wait(tenant("deletePortForwardingRule", id=opened["id"]))
     assert world.get(world.internet, url, timeout=1) is None
@@ -185,17 +197,27 @@ def test_static_nat_maps_an_address_to_a_guest_both_ways(vr_cloud, vr_app, vr_ad
     ip = tenant.wait(tenant("associateIpAddress", networkid=vm["nic"][0]["networkid"]))["ipaddress"]
     assert tenant("enableStaticNat", ipaddressid=ip["id"], virtualmachineid=vm["id"]) == {"success": True}
     vr_cloud.jobs.join()  # the router follows right after the commit
-    tenant.wait(tenant("createFirewallRule", ipaddressid=ip["id"], protocol="tcp", startport=80, endport=80))
     listed = tenant("listPublicIpAddresses", id=ip["id"])["publicipaddress"][0]
     assert listed["isstaticnat"] is True and listed["virtualmachineid"] == vm["id"]
     assert listed["vmipaddress"] == vm["nic"][0]["ipaddress"]
-    assert tenant("listIpForwardingRules", ipaddressid=ip["id"])["ipforwardingrule"][0]["virtualmachineid"] == vm["id"]
+    assert world.get(world.internet, f"http://{ip['ipaddress']}/", timeout=1) is None, "no port is open yet"
+    # an IP forwarding rule (openfirewall by default) opens its ports towards the static NAT VM
+    rule = tenant.wait(tenant("createIpForwardingRule", ipaddressid=ip["id"], protocol="tcp",
+                              startport=80))["ipforwardingrule"]
+    assert (rule["ipaddress"], rule["protocol"], rule["startport"], rule["endport"], rule["virtualmachineid"],
+            rule["state"]) == (ip["ipaddress"], "tcp", 80, 80, vm["id"], "Active")
+    assert tenant("listIpForwardingRules", virtualmachineid=vm["id"])["ipforwardingrule"] == [rule]
     # in: the internet reaches the guest on the address, with its own source address kept
     assert world.get(world.internet, f"http://{ip['ipaddress']}/") == f"web1 {PUBLIC_GATEWAY}\n"
     # out: the guest leaves as the static NAT address, not the source NAT one
     assert guest.get(f"http://{PUBLIC_GATEWAY}:8000/") == f"internet {ip['ipaddress']}\n"
+    tenant.wait(tenant("deleteIpForwardingRule", id=rule["id"]))
+    assert world.get(world.internet, f"http://{ip['ipaddress']}/", timeout=1) is None, "its opening went with it"
+    assert tenant("listFirewallRules", ipaddressid=ip["id"]) == {}
+    tenant.wait(tenant("createIpForwardingRule", ipaddressid=ip["id"], protocol="tcp", startport=80, endport=81))
 
     tenant.wait(tenant("disableStaticNat", ipaddressid=ip["id"]))
+    assert tenant("listIpForwardingRules") == {}, "disabling static NAT removes its rules"
     assert guest.get(f"http://{PUBLIC_GATEWAY}:8000/") == "internet 198.51.100.10\n"
     assert world.get(world.internet, f"http://{ip['ipaddress']}/", timeout=1) is None
 
@@ -270,3 +292,30 @@ def test_a_vpn_client_reaches_the_guest_network(vr_cloud, vr_app, vr_admin, worl
     assert wait_for(lambda: "AUTH_FAILED" in again_log.read_text() if again_log.exists() else False)
     tenant.wait(tenant("deleteRemoteAccessVpn", publicipid=source_nat["id"]))
     assert tenant("listRemoteAccessVpns") == {}
+
+
+def test_guests_reach_their_own_networks_forwarded_and_static_nat_addresses_hairpin(vr_cloud, vr_app, vr_admin,
+                                                                                   world):
+    zone, tenant, vm, guest = tenant_with_vm(vr_cloud, vr_app, vr_admin, world)
+    network_id = vm["nic"][0]["networkid"]
+    guest.serve_http(80)
+    other_vm = deploy(vr_cloud, tenant, zone, "web2")
+    other = guest_of(world, vr_cloud, other_vm)
+    other.dhcp()
+    forwarded = tenant.wait(tenant("associateIpAddress", networkid=network_id))["ipaddress"]["ipaddress"]
+    tenant.wait(tenant("createPortForwardingRule", ipaddressid=tenant("listPublicIpAddresses", ipaddress=forwarded)[
+        "publicipaddress"][0]["id"], protocol="tcp", publicport=8080, privateport=80, virtualmachineid=vm["id"]))
+    natted = tenant.wait(tenant("associateIpAddress", networkid=network_id))["ipaddress"]
+    tenant("enableStaticNat", ipaddressid=natted["id"], virtualmachineid=vm["id"])
+    vr_cloud.jobs.join()
+    router_ip = "10.1.1.1"
+    # another guest, and the target itself, through the port forward: answered via the router
+    assert other.get(f"http://{forwarded}:8080/") == f"web1 {router_ip}\n"
+    assert guest.get(f"http://{forwarded}:8080/") == f"web1 {router_ip}\n"
+    # and through the static NAT address (all ports, as from outside)
+    assert other.get(f"http://{natted['ipaddress']}/") == f"web1 {router_ip}\n"
+    # the internet still sees the guests as before
+    assert world.get(world.internet, f"http://{forwarded}:8080/") == f"web1 {PUBLIC_GATEWAY}\n"
+    assert other.get(f"http://{PUBLIC_GATEWAY}:8000/") == "internet 198.51.100.10\n"
+    tenant.wait(tenant("disableStaticNat", ipaddressid=natted["id"]))
+    assert other.get(f"http://{natted['ipaddress']}/", timeout=1) is None, "no hairpin without the static NAT"
