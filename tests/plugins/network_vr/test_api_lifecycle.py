@@ -14,8 +14,7 @@ import pytest
 from tests.helpers import ApiClient, ApiError, make_account
 
 from .test_api_packets import deploy, guest_of, tenant_with_vm
-from .conftest import skip_loudly
-from .world import PUBLIC_GATEWAY, kernel_supports_vlan, sh
+from .world import PUBLIC_GATEWAY, sh
 from .zone import advanced_zone, network_row
 
 pytestmark = pytest.mark.usefixtures("vr_host")
@@ -186,28 +185,6 @@ def _check_vlans_run_out(vr_admin, tenant, zone, second_vlan: str, vr_cloud) -> 
     with pytest.raises(ApiError) as full:
         tenant.wait(tenant("restartNetwork", id=third["id"]))
     assert full.value.status == 533 and "VLAN" in full.value.body["errortext"]
-
-
-def test_a_vlan_network_is_tagged_on_the_guest_traffic_uplink(vr_cloud, vr_app, vr_admin, world):
-    if not kernel_supports_vlan():
-        skip_loudly("this kernel cannot make 802.1Q VLAN devices (ip link add ... type vlan: Unknown device "
-                    "type); the VXLAN test covers tagged isolation here")
-    zone, uplink, switch_port, switch = _uplinked_zone(vr_cloud, vr_admin, world, "VLAN")
-    tenant = ApiClient.for_user(vr_app, vr_cloud, make_account(vr_cloud, "frank"))
-    vm = deploy(vr_cloud, tenant, zone, "tagged")
-    network_id = vm["nic"][0]["networkid"]
-    assert network_row(vr_cloud, network_id)["vlan"] == "300"
-    assert vr_admin("listNetworks", id=network_id)["network"][0]["broadcasturi"] == "vlan://300"
-    assert "vlan" not in tenant("listNetworks", id=network_id)["network"][0], "users do not see the VLAN"
-    # a guest on the far side of the uplink, on VLAN 300, is on the network
-    sh("ip", "-n", switch, "link", "add", "link", switch_port, "name", "v300", "type", "vlan", "id", "300")
-    sh("ip", "-n", switch, "link", "set", "v300", "address", vm["nic"][0]["macaddress"], "up")
-    lease = _udhcpc(world, switch, "v300")
-    assert lease["ip"] == vm["nic"][0]["ipaddress"] and lease["hostname"] == "tagged"
-    names = router_names(vr_cloud, network_id)
-    details = json.loads(sh("ip", "-d", "-j", "link", "show", names.vlan_link).stdout)[0]
-    assert details["linkinfo"]["info_data"]["id"] == 300 and details["master"] == names.bridge
-    _check_vlans_run_out(vr_admin, tenant, zone, "301", vr_cloud)
 
 
 def test_a_vxlan_network_reaches_a_guest_on_another_host_by_its_vni(vr_cloud, vr_app, vr_admin, world):

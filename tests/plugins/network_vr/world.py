@@ -85,18 +85,6 @@ def missing_tools() -> list[str]:
             if shutil.which(t) is None]
 
 
-def kernel_supports_vlan() -> bool:
-    """Can this kernel make 802.1Q VLAN devices? (Some, built without 8021q and loading no
-    modules, cannot: ``ip link add ... type vlan`` answers "Unknown device type".)"""
-    probe = f"tw{uuid.uuid4().hex[:4]}vp"
-    sh("ip", "link", "add", probe, "type", "veth", "peer", "name", f"{probe}x")
-    try:
-        return sh("ip", "link", "add", "link", probe, "name", f"{probe}.5", "type", "vlan", "id", "5",
-                  check=False).returncode == 0
-    finally:
-        sh("ip", "link", "delete", probe, check=False)
-
-
 def ovs_running() -> bool:
     """Do ovsdb-server and ovs-vswitchd answer (scripts/services/openvswitch.sh starts them)?"""
     from plugins.network_vr import ovs
