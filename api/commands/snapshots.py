@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from api.views.identity import prefetch_tags
 from api.views.storage import SNAPSHOT_FIELDS, SNAPSHOT_POLICY_FIELDS, snapshot_policy_view, snapshot_view
 from core.commands import ALL_ROLES, SUCCESS, P, api_command
 from core.jobs import job_handler
 from core.model import IntervalType, Snapshot, SnapshotPolicy, Volume, Zone
 from core.orchestration import snapshots as snapshot_ops
 
+from .tags import tag_filter
 from .zones import choice, invalid
 
 SNAPSHOT_TYPES = ("MANUAL", "RECURRING")
@@ -52,6 +54,7 @@ def _create_job(job) -> dict:
                  "zoneid": P.uuid("the zone of the snapshots"),
                  "snapshottype": P.string("MANUAL or RECURRING"),
                  "intervaltype": P.string("HOURLY, DAILY, WEEKLY or MONTHLY"),
+                 "tags": P.map("list snapshots with these tags: tags[0].key=k&tags[0].value=v"),
              })
 def list_snapshots(ctx, p):
     by_id = "id" in p or "ids" in p
@@ -71,7 +74,10 @@ def list_snapshots(ctx, p):
     if "intervaltype" in p:
         query = query.where(Snapshot.snapshot_type == choice(ctx, "intervaltype", p["intervaltype"],
                                                              IntervalType.ORDER))
+    if "tags" in p:
+        query = query.where(tag_filter(Snapshot, "Snapshot", p["tags"]))
     total, snapshots = ctx.page(query, name_column=Snapshot.name, order_by=Snapshot.id.desc())
+    prefetch_tags(ctx.session, "Snapshot", [s.id for s in snapshots])
     return total, [snapshot_view(ctx.session, s) for s in snapshots]
 
 

@@ -82,7 +82,7 @@ def snapshot_view(session: Session, snapshot: Snapshot) -> dict:
         "physicalsize": snapshot.physical_size, "virtualsize": snapshot.size,
         "revertable": snapshot.state == "BackedUp" and volume.removed is None,
         "locationtype": "SECONDARY", "datastoretype": "ImageStore",
-        "osTypeId": template.os_type.uuid if template else None, "tags": [],
+        "osTypeId": template.os_type.uuid if template else None, "tags": tag_list(session, "Snapshot", snapshot.id),
         **owner_fields(session, snapshot.account_id, snapshot.domain_id),
     })
 

@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import zoneinfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import (
@@ -47,7 +47,7 @@ from ..model import (
     Volume,
     utcnow,
 )
-from . import capacity, limits, usage
+from . import capacity, identity, limits, usage
 from . import volumes as volume_ops
 from .refs import pool_ref, template_ref
 from .volumes import VS, Ev
@@ -88,8 +88,10 @@ def _failed(cloud, snapshot_uuid: str, reason: str) -> None:
     with cloud.db.transaction() as session:
         snapshot = _snapshot(session, snapshot_uuid)
         if snapshot.state in (SnapshotState.ALLOCATED, SnapshotState.BACKING_UP):
+            reserved = snapshot.size  # what ``allocate`` reserved (the volume's size then)
             _move(session, snapshot, SnapshotState.ERROR, expect=(snapshot.state,), removed=utcnow())
-            limits.release(session, snapshot.account_id, limits.ResourceType.SNAPSHOT, 1)
+            limits.release_many(session, snapshot.account_id, {limits.ResourceType.SNAPSHOT: 1,
+                                                               limits.ResourceType.SECONDARY_STORAGE: reserved})
             record(session, "SNAPSHOT.CREATE", f"Snapshot {snapshot.name} failed: {reason}", resource=snapshot,
                    level="ERROR", plugins=cloud.plugins)
 
@@ -129,10 +131,13 @@ def check_volume(cloud, session: Session, volume: Volume) -> None:
 
 def allocate(cloud, session: Session, volume: Volume, *, name: str | None = None,
              policy: SnapshotPolicy | None = None) -> Snapshot:
-    """A new Allocated snapshot of ``volume`` (checked with ``check_volume``; counted against
-    the owner's snapshot limit, 532 past it), in the caller's transaction; ``take`` does the work."""
+    """A new Allocated snapshot of ``volume`` (checked with ``check_volume``), in the caller's
+    transaction; ``take`` does the work. As CloudStack, it counts against the owner's snapshot
+    limit and, with the volume's size until the backup's is known, its secondary storage limit
+    (532 past either)."""
     check_volume(cloud, session, volume)
-    limits.reserve(session, session.get(Account, volume.account_id), limits.ResourceType.SNAPSHOT, 1)  # 532
+    limits.reserve_many(session, session.get(Account, volume.account_id), {
+        limits.ResourceType.SNAPSHOT: 1, limits.ResourceType.SECONDARY_STORAGE: volume.size})  # 532
     stamp = utcnow().strftime("%Y%m%d%H%M%S")
     vm = volume.vm
     snapshot = Snapshot(
@@ -178,13 +183,15 @@ def take(cloud, snapshot_uuid: str, caller=None) -> None:
         raise
     with cloud.db.transaction() as session:
         snapshot = _snapshot(session, snapshot_uuid)
+        reserved = snapshot.size
         _move(session, snapshot, SnapshotState.BACKED_UP, expect=(SnapshotState.BACKING_UP,),
               backup_path=backup.path, physical_size=backup.physical_size_bytes,
               size=backup.virtual_size_bytes or snapshot.size)
         volume_ops.move(session, volume_ops._volume(session, volume_uuid), Ev.SUCCEEDED)
-        # what is on the store now counts, whatever the limit (as a finished template download)
+        # the backup's own size counts from now on, instead of the volume's (what is on the
+        # store counts whatever the limit, as a finished template download)
         limits.reserve_many(session, session.get(Account, snapshot.account_id),
-                            {limits.ResourceType.SECONDARY_STORAGE: snapshot.physical_size}, check=False)
+                            {limits.ResourceType.SECONDARY_STORAGE: snapshot.physical_size - reserved}, check=False)
         record(session, "SNAPSHOT.CREATE", f"Took snapshot {snapshot.name} of volume {spec.name}", caller=caller,
                resource=snapshot, plugins=cloud.plugins)
         policy_id = snapshot.policy_id
@@ -595,12 +602,44 @@ def _count_snapshots(session: Session, account_id: int) -> int:
 
 
 def _snapshot_bytes(session: Session, account_id: int) -> int:
-    return session.scalar(select(func.coalesce(func.sum(Snapshot.physical_size), 0)).where(
-        Snapshot.account_id == account_id, Snapshot.removed.is_(None), Snapshot.state == SnapshotState.BACKED_UP))
+    """What the live snapshots hold on image stores: a backup's size, or the volume's while
+    it is taken (as ``allocate`` reserves)."""
+    held = case((Snapshot.state.in_((SnapshotState.ALLOCATED, SnapshotState.BACKING_UP)), Snapshot.size),
+                else_=Snapshot.physical_size)
+    return session.scalar(select(func.coalesce(func.sum(held), 0)).where(
+        Snapshot.account_id == account_id, Snapshot.removed.is_(None)))
 
 
 limits.register_counter(limits.ResourceType.SNAPSHOT, _count_snapshots)
 limits.register_counter(limits.ResourceType.SECONDARY_STORAGE, _snapshot_bytes)
+
+
+# -- account deletion -------------------------------------------------------------------------
+
+
+def delete_policies_of(cloud, account_id: int) -> None:
+    """deleteAccount, before its VMs go: the account's snapshot policies, so no scheduled
+    snapshot starts while the rest is removed."""
+    with cloud.db.transaction() as session:
+        for policy in session.scalars(select(SnapshotPolicy).where(SnapshotPolicy.account_id == account_id)).all():
+            record(session, "SNAPSHOTPOLICY.DELETE", f"Deleted the {policy.interval_type} snapshot policy of "
+                   f"volume {policy.volume.name}", resource=policy, plugins=cloud.plugins)
+            delete_policy(session, policy)
+
+
+def delete_snapshots_of(cloud, account_id: int) -> None:
+    """deleteAccount: every live snapshot of the account, its backup removed from the image
+    store (``delete``: limits and usage given back). One still being backed up stops the
+    deletion (536; deleting the account again carries on)."""
+    with cloud.db.transaction() as session:
+        uuids = list(session.scalars(select(Snapshot.uuid).where(
+            Snapshot.account_id == account_id, Snapshot.removed.is_(None)).order_by(Snapshot.id)))
+    for snapshot_uuid in uuids:
+        delete(cloud, snapshot_uuid)
+
+
+identity.register_cleaner("snapshot policies", delete_policies_of, before="vms")
+identity.register_cleaner("snapshots", delete_snapshots_of, before="volumes")
 
 
 #: the periodic pass's storage steps, in order (each one logged and retried on its own)
@@ -618,4 +657,4 @@ __all__ = ["STEPS", "storage_pass", "MAX_SNAPS", "choose_store", "check_volume",
            "revert",
            "check_delete", "delete", "add_template_ref", "check_template_volume", "make_template",
            "parse_schedule", "parse_timezone", "next_run", "set_policy", "delete_policy", "run_due_policies",
-           "retain", "settle"]
+           "retain", "settle", "delete_policies_of", "delete_snapshots_of"]

@@ -6,10 +6,13 @@ Events come from three places, none of them inside the VM code:
 * ``UsageRecorder.strato_vm_state_changed``: VM.START / VM.STOP / VM.DESTROY, and
   VM.CREATE again when a destroyed VM is recovered;
 * ``UsageRecorder.strato_event_recorded``: the audit events of ``USAGE_OF_EVENT``
-  (VM.CREATE with its root volume, VM.UPGRADE, VM.EXPUNGE, VOLUME.*, SNAPSHOT.*,
-  NET.IPASSIGN/IPRELEASE): the row the event names is read for owner, zone, size and offering;
+  (VM.CREATE with its root volume, VM.UPGRADE, VM.EXPUNGE, VOLUME.*, SNAPSHOT.*):
+  the row the event names is read for owner, zone, size and offering;
 * direct calls of ``record`` where no audit event fits (templates: a download ending, a
-  deletion; network byte counters read by ``collect_network_usage``).
+  deletion; network byte counters read by ``collect_network_usage``; public addresses:
+  NET.IPASSIGN / NET.IPRELEASE by ``networking.acquire_public_ip`` / ``release_public_ip`` in
+  the transaction that takes or frees the address, for every path: associate, a network's
+  source-NAT address, network and account deletion).
 
 Both hooks run after the change has committed; the usage event is stamped with the audit
 event's own time, or the hook's time for state changes. ``generate`` is idempotent: the
@@ -60,6 +63,7 @@ class UsageType:
     TEMPLATE = 7
     ISO = 8
     SNAPSHOT = 9
+    VM_SNAPSHOT = 25
 
     ALL = (
         (1, "RUNNING_VM", "Running Vm Usage"), (2, "ALLOCATED_VM", "Allocated Vm Usage"),
@@ -90,18 +94,19 @@ USAGE_OF_EVENT = {
     "VM.CREATE": "VM.CREATE", "VM.UPGRADE": "VM.UPGRADE",
     "VOLUME.CREATE": "VOLUME.CREATE", "VOLUME.DELETE": "VOLUME.DELETE", "VOLUME.RESIZE": "VOLUME.RESIZE",
     "SNAPSHOT.CREATE": "SNAPSHOT.CREATE", "SNAPSHOT.DELETE": "SNAPSHOT.DELETE",
-    "NET.IPASSIGN": "NET.IPASSIGN", "NET.IPRELEASE": "NET.IPRELEASE",
     "VM.EXPUNGE": "VOLUME.DELETE",  # the root volume goes with its VM
 }
 
 #: usage events that open an interval, change what is held (close and reopen), or close it
 OPENS = {"VM.CREATE": "allocated", "VM.START": "running", "VOLUME.CREATE": "volume", "TEMPLATE.CREATE": "template",
-         "SNAPSHOT.CREATE": "snapshot", "NET.IPASSIGN": "ip"}
+         "SNAPSHOT.CREATE": "snapshot", "NET.IPASSIGN": "ip", "VMSNAPSHOT.CREATE": "vmsnapshot"}
 CHANGES = {"VM.UPGRADE": ("allocated", "running"), "VOLUME.RESIZE": ("volume",)}
 CLOSES = {"VM.DESTROY": ("allocated", "running"), "VM.STOP": ("running",), "VOLUME.DELETE": ("volume",),
-          "TEMPLATE.DELETE": ("template",), "SNAPSHOT.DELETE": ("snapshot",), "NET.IPRELEASE": ("ip",)}
+          "TEMPLATE.DELETE": ("template",), "SNAPSHOT.DELETE": ("snapshot",), "NET.IPRELEASE": ("ip",),
+          "VMSNAPSHOT.DELETE": ("vmsnapshot",)}
 INTERVAL_TYPES = {"allocated": UsageType.ALLOCATED_VM, "running": UsageType.RUNNING_VM, "volume": UsageType.VOLUME,
-                  "template": UsageType.TEMPLATE, "snapshot": UsageType.SNAPSHOT, "ip": UsageType.IP_ADDRESS}
+                  "template": UsageType.TEMPLATE, "snapshot": UsageType.SNAPSHOT, "ip": UsageType.IP_ADDRESS,
+                  "vmsnapshot": UsageType.VM_SNAPSHOT}
 
 
 # -- recording -----------------------------------------------------------------------
@@ -468,15 +473,18 @@ def _record(session: Session, kind: str, seconds: int, event: UsageEvent, start:
                       f"(Template: {event.template_uuid})"
     elif kind == "ip":
         description = f"IPAddress: {details.get('address', name)}"
+    elif kind == "vmsnapshot":
+        description = f"VMSnapshot Id: {event.resource_uuid} Usage: VM Id: {details.get('vm_uuid')} " \
+                      f"Size: {event.size or 0}"
     else:
         description = f"{kind.title()} Id: {event.resource_uuid} Size: {event.size or 0}"
-    vm_uuid = event.resource_uuid if event.resource_type == "VirtualMachine" else None
+    vm_uuid = event.resource_uuid if event.resource_type == "VirtualMachine" else details.get("vm_uuid")
     return UsageRecord(
         account_id=event.account_id, domain_id=event.domain_id, zone_uuid=event.zone_uuid, usage_type=usage_type,
         description=description, usage_display=f"{_hours(seconds)} Hrs", raw_usage=seconds / 3600, seconds=seconds,
         resource_uuid=event.resource_uuid, resource_name=event.resource_name, vm_uuid=vm_uuid,
         offering_uuid=event.offering_uuid, template_uuid=event.template_uuid,
-        type=details.get("hypervisor") if vm_uuid else event.resource_type,
+        type=details.get("hypervisor") if event.resource_type == "VirtualMachine" else event.resource_type,
         size=event.size if kind not in ("allocated", "running") else None,
         cpu_number=details.get("cpunumber"), cpu_speed=details.get("cpuspeed"), memory=details.get("memory"),
         start_date=start, end_date=end)

@@ -37,8 +37,10 @@ from ..model import (
     VmSnapshotState,
     VmSnapshotType,
     VolumeState,
+    Zone,
     utcnow,
 )
+from . import identity, usage
 from .refs import host_ref, vm_spec
 
 S = VmSnapshotState
@@ -187,6 +189,7 @@ def take(cloud, snapshot_uuid: str) -> None:
         snapshot = _snapshot(session, snapshot_uuid)
         _clear_current(session, snapshot)
         _move(session, snapshot, S.READY, expect=(S.CREATING,), current=True)
+        _usage(session, "VMSNAPSHOT.CREATE", snapshot)
         record(session, "VMSNAPSHOT.CREATE", f"Created VM snapshot {snapshot.display_name} of VM {snapshot.vm.name}",
                resource=snapshot, plugins=cloud.plugins)
 
@@ -250,6 +253,8 @@ def delete(cloud, snapshot_uuid: str) -> None:
                                                      VmSnapshot.removed.is_(None))
                             .values(current=True).execution_options(synchronize_session=False))
         _move(session, snapshot, S.REMOVED, expect=(S.EXPUNGING,), removed=utcnow(), current=False)
+        if before != S.ERROR:  # an Error snapshot was never charged
+            _usage(session, "VMSNAPSHOT.DELETE", snapshot)
         record(session, "VMSNAPSHOT.DELETE", f"Deleted VM snapshot {snapshot.display_name} of VM {snapshot.vm.name}",
                resource=snapshot, plugins=cloud.plugins)
 
@@ -257,12 +262,44 @@ def delete(cloud, snapshot_uuid: str) -> None:
 def forget_all(session: Session, vm: VirtualMachine) -> None:
     """The VM is expunged: its hypervisor object (with the snapshots' metadata) and its disks
     (with the snapshots' data) are gone, so are its snapshots. In the expunge's transaction."""
+    for snapshot in _live(session, vm):
+        if snapshot.state in (S.READY, S.REVERTING, S.EXPUNGING):  # charged since it was taken
+            _usage(session, "VMSNAPSHOT.DELETE", snapshot)
     session.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id, VmSnapshot.removed.is_(None))
                     .values(state=S.REMOVED, removed=utcnow(), current=False, version=VmSnapshot.version + 1)
                     .execution_options(synchronize_session=False))
 
 
+def delete_all_of(cloud, account_id: int) -> None:
+    """deleteAccount, before its VMs go (as CloudStack): the account's VM snapshots deleted on
+    their hypervisor (``check_delete`` + ``delete``). Those of a VM neither Running nor
+    Stopped go with the VM's expunge (``forget_all``)."""
+    with cloud.db.transaction() as session:
+        uuids = list(session.scalars(
+            select(VmSnapshot.uuid).join(VirtualMachine, VirtualMachine.id == VmSnapshot.vm_id)
+            .where(VmSnapshot.account_id == account_id, VmSnapshot.removed.is_(None),
+                   VirtualMachine.state.in_(("Running", "Stopped"))).order_by(VmSnapshot.id.desc())))
+    for snapshot_uuid in uuids:
+        with cloud.db.transaction() as session:
+            check_delete(cloud, session, _snapshot(session, snapshot_uuid))
+        delete(cloud, snapshot_uuid)
+
+
+identity.register_cleaner("vm snapshots", delete_all_of, before="vms")
+
+
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _usage(session: Session, event_type: str, snapshot: VmSnapshot) -> None:
+    """VM snapshot usage (CloudStack's VM_SNAPSHOT), in the change's transaction. The size is
+    that of the VM's disks: the hypervisor contract reports no snapshot sizes."""
+    vm = snapshot.vm
+    zone = session.get(Zone, vm.zone_id)
+    size = sum(v.size for v in vm.volumes if v.removed is None and v.state != VolumeState.ALLOCATED)
+    usage.record(session, event_type, account_id=snapshot.account_id, domain_id=snapshot.domain_id,
+                 resource_type="VMSnapshot", resource_uuid=snapshot.uuid, resource_name=snapshot.display_name,
+                 zone_uuid=zone.uuid if zone else None, size=size, details={"vm_uuid": vm.uuid})
 
 
 def _check_supported(cloud, vm: VirtualMachine) -> None:

@@ -50,7 +50,7 @@ from ..model import (
     Zone,
     utcnow,
 )
-from . import capacity, limits
+from . import capacity, identity, limits
 from .refs import host_ref, pool_ref, vm_spec, volume_spec
 
 log = logging.getLogger(__name__)
@@ -686,6 +686,25 @@ def expunge(cloud, volume_uuid: str) -> None:
         _uncount(session, volume)
 
 
+def delete_volumes_of(cloud, account_id: int) -> None:
+    """deleteAccount, once its VMs are expunged (their data disks survive them, detached): every
+    data volume of the account deleted and its file removed now (``delete`` then ``expunge``;
+    a file that cannot be removed stops the deletion with its error)."""
+    with cloud.db.transaction() as session:
+        uuids = list(session.scalars(select(Volume.uuid).where(
+            Volume.account_id == account_id, Volume.removed.is_(None), Volume.volume_type == "DATADISK")
+            .order_by(Volume.id)))
+    for volume_uuid in uuids:
+        with cloud.db.transaction() as session:
+            volume = _volume(session, volume_uuid)
+            if volume.state not in (VS.DESTROY, VS.EXPUNGING):  # else deleted already, its file not yet removed
+                delete(cloud, session, volume)
+        expunge(cloud, volume_uuid)
+
+
+identity.register_cleaner("volumes", delete_volumes_of, before="templates")
+
+
 # -- after a crash ----------------------------------------------------------------
 
 
@@ -796,5 +815,5 @@ def _volume(session: Session, volume_uuid: str) -> Volume:
 
 __all__ = ["VS", "move", "reserve_pool", "allocate", "create_from_snapshot", "create_attached", "check_attach",
            "check_hotplug", "attach", "check_detach", "detach", "check_resize", "resize", "check_migrate", "migrate",
-           "check_delete", "delete", "expunge", "settle", "collect_template_copies", "busy_uuids", "vm_cluster_id",
-           "reachable", "root_volume"]
+           "check_delete", "delete", "delete_volumes_of", "expunge", "settle", "collect_template_copies",
+           "busy_uuids", "vm_cluster_id", "reachable", "root_volume"]

@@ -163,3 +163,56 @@ def test_update_resource_count_recounts_from_what_exists(admin, app, cloud, zone
     root = admin("listDomains", name="ROOT")["domain"][0]
     admin("updateResourceCount", domainid=root["id"])
     assert admin("listDomains", id=root["id"])["domain"][0]["vmtotal"] == 1
+
+
+def test_snapshots_count_against_the_snapshot_and_secondary_storage_limits(admin, app, cloud, zone):
+    from core.model import ResourceCount
+
+    org = admin("createDomain", name="snapco")["domain"]
+    user, account = new_account(admin, app, "ivy", domainid=org["id"])
+    vm = user.wait(deploy(user, cloud, zone))["virtualmachine"]
+    root = user("listVolumes", virtualmachineid=vm["id"])["volume"][0]  # 2 GiB
+    admin("updateResourceLimit", resourcetype=11, max=3, account="ivy", domainid=org["id"])
+    first = user.wait(user("createSnapshot", volumeid=root["id"]))["snapshot"]
+    mine = user("listAccounts")["account"][0]
+    assert (mine["snapshottotal"], mine["secondarystoragetotal"]) == (1, 2.0), "the backup's size, in GiB"
+    exc = error(user, "createSnapshot", volumeid=root["id"])
+    assert exc.status == 532 and exc.body["errortext"] == (
+        f"Maximum number of resources of type 'secondary_storage' for account name=ivy in domain id={org['id']} "
+        "has been exceeded."), "the volume's 2 GiB do not fit in the 1 GiB left"
+    admin("updateResourceLimit", resourcetype=11, max=-1, account="ivy", domainid=org["id"])
+    admin("updateResourceLimit", resourcetype=3, max=2, account="ivy", domainid=org["id"])
+    second = user.wait(user("createSnapshot", volumeid=root["id"]))["snapshot"]
+    exc = error(user, "createSnapshot", volumeid=root["id"])
+    assert exc.status == 532 and "type 'snapshot' for account name=ivy" in exc.body["errortext"]
+    assert user("listSnapshots")["count"] == 2, "the refused snapshot left nothing"
+
+    with cloud.db.transaction() as session:  # counts gone wrong (what updateResourceCount is for)
+        session.execute(sa.update(ResourceCount).values(count=99))
+    counts = {row["resourcetypename"]: row["resourcecount"] for row in admin(
+        "updateResourceCount", domainid=org["id"], account="ivy")["resourcecount"]}
+    assert (counts["snapshot"], counts["secondary_storage"]) == (2, 4 * 1024**3)
+    domain_counts = {row["resourcetypename"]: row["resourcecount"] for row in admin(
+        "updateResourceCount", domainid=org["id"])["resourcecount"]}
+    assert (domain_counts["snapshot"], domain_counts["secondary_storage"]) == (2, 4 * 1024**3)
+
+    for snapshot in (first, second):
+        user.wait(user("deleteSnapshot", id=snapshot["id"]))
+    mine = user("listAccounts")["account"][0]
+    assert (mine["snapshottotal"], mine["secondarystoragetotal"]) == (0, 0)
+    assert admin("listDomains", id=org["id"])["domain"][0]["snapshottotal"] == 0
+
+
+def test_a_failed_snapshot_gives_its_reservation_back(admin, app, cloud, zone, monkeypatch):
+    user, account = new_account(admin, app, "jon")
+    vm = user.wait(deploy(user, cloud, zone))["virtualmachine"]
+    root = user("listVolumes", virtualmachineid=vm["id"])["volume"][0]
+    storage = cloud.plugins.storage["simulator"]
+
+    def broken(*args, **kw):
+        raise RuntimeError("the image store is full")
+
+    monkeypatch.setattr(storage, "backup_volume", broken)
+    assert error(user.wait, user("createSnapshot", volumeid=root["id"])).status == 530
+    mine = user("listAccounts")["account"][0]
+    assert (mine["snapshottotal"], mine["secondarystoragetotal"]) == (0, 0)

@@ -261,3 +261,20 @@ def test_a_policy_goes_with_its_volume(cloud, alice, running, admin):
     admin.wait(admin("destroyVirtualMachine", id=vm["id"], expunge=True))
     assert snapshot_ops.run_due_policies(cloud, now=dt.datetime.utcnow() + dt.timedelta(days=8)) == []
     assert admin("listSnapshotPolicies", listall=True) == {}
+
+
+def test_snapshot_tags_are_shown_and_filter_the_list(cloud, alice, running, admin):
+    tagged, plain = snap(alice, running[1]["id"], name="tagged"), snap(alice, running[1]["id"], name="plain")
+    alice.wait(alice("createTags", resourceids=tagged["id"], resourcetype="Snapshot",
+                     **{"tags[0].key": "tier", "tags[0].value": "gold"}))
+    shown = {s["name"]: s["tags"] for s in alice("listSnapshots")["snapshot"]}
+    assert shown["plain"] == [] and [(t["key"], t["value"], t["resourcetype"], t["resourceid"])
+                                     for t in shown["tagged"]] == [("tier", "gold", "Snapshot", tagged["id"])]
+    by_tag = alice("listSnapshots", **{"tags[0].key": "tier", "tags[0].value": "gold"})
+    assert by_tag["count"] == 1 and by_tag["snapshot"][0]["id"] == tagged["id"]
+    assert alice("listSnapshots", **{"tags[0].key": "tier"})["count"] == 1, "a key alone matches any value"
+    assert alice("listSnapshots", **{"tags[0].key": "tier", "tags[0].value": "silver"}) == {}
+    assert alice.wait(alice("createSnapshot", volumeid=running[1]["id"]))["snapshot"]["tags"] == []
+    alice.wait(alice("deleteSnapshot", id=tagged["id"]))
+    assert alice("listTags", resourcetype="Snapshot") == {}, "its tags went with it"
+    assert plain["id"] in {s["id"] for s in alice("listSnapshots")["snapshot"]}

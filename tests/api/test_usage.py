@@ -209,3 +209,44 @@ def test_events_are_archived_and_deleted_by_their_owners(admin, app):
     assert user("deleteEvents", enddate="2999-01-01") == {"success": True}
     assert user("listEvents", archived=True) == {}
     assert admin("listEvents", id=admin_event)["count"] == 1, "others' events stay"
+
+
+def test_snapshots_and_vm_snapshots_are_charged_from_their_real_changes(admin, app, cloud):
+    from core.model import Snapshot
+
+    zone = simulated_zone(cloud)
+    user, _ = new_account(admin, app, "hal")
+    vm = user.wait(user("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                        templateid=zone["template"], name="h1"))["virtualmachine"]
+    root = user("listVolumes", virtualmachineid=vm["id"])["volume"][0]
+    snapshot = user.wait(user("createSnapshot", volumeid=root["id"]))["snapshot"]
+    vm_snapshot = user.wait(user("createVMSnapshot", virtualmachineid=vm["id"], snapshotmemory=True))["vmsnapshot"]
+    user.wait(user("deleteSnapshot", id=snapshot["id"]))
+    user.wait(user("deleteVMSnapshot", vmsnapshotid=vm_snapshot["id"]))
+    kept = user.wait(user("createVMSnapshot", virtualmachineid=vm["id"], snapshotmemory=True))["vmsnapshot"]
+    admin.wait(admin("destroyVirtualMachine", id=vm["id"], expunge=True))  # its VM snapshots go with it
+    with cloud.db.transaction() as session:
+        physical = session.scalar(sa.select(Snapshot.physical_size).where(Snapshot.uuid == snapshot["id"]))
+        rows = session.scalars(sa.select(UsageEvent).where(UsageEvent.resource_type.in_(("Snapshot", "VMSnapshot")))
+                               .order_by(UsageEvent.id)).all()
+        seen = [(row.event_type, row.resource_uuid, row.size) for row in rows]
+        assert {row.zone_uuid for row in rows} == {zone["zone"]}
+        assert {row.details.get("vm_uuid") for row in rows if row.resource_type == "VMSnapshot"} == {vm["id"]}
+        for hour, row in enumerate(rows):  # the real events, spread over the test day an hour apart
+            row.created = at(hour + 1)
+    assert seen == [("SNAPSHOT.CREATE", snapshot["id"], physical), ("VMSNAPSHOT.CREATE", vm_snapshot["id"], 2 * GiB),
+                    ("SNAPSHOT.DELETE", snapshot["id"], physical), ("VMSNAPSHOT.DELETE", vm_snapshot["id"], 2 * GiB),
+                    ("VMSNAPSHOT.CREATE", kept["id"], 2 * GiB), ("VMSNAPSHOT.DELETE", kept["id"], 0)], \
+        "the last closes as its VM is expunged, its disks gone"
+    admin("generateUsageRecords", startdate="2024-03-01", enddate="2024-03-01")
+    charged = {(r["usagetype"], r["usageid"]): r for r in records(admin, enddate="2024-03-01")}
+    assert set(charged) == {(UsageType.SNAPSHOT, snapshot["id"]), (UsageType.VM_SNAPSHOT, vm_snapshot["id"]),
+                            (UsageType.VM_SNAPSHOT, kept["id"])}
+    assert {uuid: r["rawusage"] for (_, uuid), r in charged.items()} == {snapshot["id"]: "2", vm_snapshot["id"]: "2",
+                                                                        kept["id"]: "1"}
+    assert charged[(UsageType.SNAPSHOT, snapshot["id"])]["size"] == physical
+    vm_record = charged[(25, vm_snapshot["id"])]
+    assert (vm_record["size"], vm_record["virtualmachineid"], vm_record["type"]) == (2 * GiB, vm["id"], "VMSnapshot")
+    assert vm_record["description"] == f"VMSnapshot Id: {vm_snapshot['id']} Usage: VM Id: {vm['id']} Size: {2 * GiB}"
+    types = {t["id"]: t["name"] for t in admin("listUsageTypes")["usagetype"]}
+    assert types[25] == "VM_SNAPSHOT"
