@@ -229,8 +229,11 @@ class HypervisorDriver(Driver):
     def vm_stats(self, host: HostRef, vm: VmSpec) -> VmStats:
         raise NotImplementedError
 
-    def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> None:
-        """Move a running VM. On failure the VM still runs on ``source``."""
+    def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> dict[str, Any] | None:
+        """Move a running VM. On failure the VM still runs on ``source``.
+
+        May return driver details to keep with the VM, as ``start_vm`` does (the console
+        address on ``destination``); the core merges them into the VM's."""
         raise NotImplementedError
 
     def attach_volume(self, host: HostRef, vm: VmSpec, volume: VolumeSpec) -> None:

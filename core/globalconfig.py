@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +30,9 @@ class ConfigKey:
     #: setting cannot compute with would break every request that reads it.
     minimum: float | None = None
     maximum: float | None = None
+    #: a String value must match this whole (``re.fullmatch``); ``allowed`` says so in words
+    pattern: str | None = None
+    allowed: str = ""
 
     def parse(self, value: str | None):
         value = self.default if value is None else value
@@ -47,6 +51,8 @@ class ConfigKey:
         except ValueError:
             raise InvalidParameterError(
                 f"{self.name} takes a value of type {self.value_type}, not {value!r}") from None
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise InvalidParameterError(f"{self.name} takes {self.allowed}, not {value!r}")
         return value
 
     def _in_range(self, text, number, low, high):
@@ -90,9 +96,15 @@ CORE_KEYS = [
     ConfigKey("allow.user.view.destroyed.vm", "Advanced", "false",
               "Users see their Destroyed VMs in listVirtualMachines", "Boolean"),
     ConfigKey("vmsnapshot.max", "Advanced", "10", "Maximum VM snapshots a VM may have", "Integer"),
-    # read when a VM is created: its instance name i-<account id>-<vm id>-<instance.name> never changes
+    # read when a VM is created: its instance name i-<account id>-<vm id>-<instance.name> never changes.
+    # CloudStack refuses hyphens (names are split on them), spaces and "+"; the hypervisors also need
+    # a file and domain name, hence letters and digits only; 32 leave room for two 10-digit ids in a
+    # 63-character host-name label.
     ConfigKey("instance.name", "Advanced", "VM",
-              "Name of the deployment instance: the last part of new VMs' instance names", "String"),
+              "Name of the deployment instance: the last part of new VMs' instance names", "String",
+              pattern=r"[A-Za-z0-9]{1,32}",
+              allowed="1 to 32 letters and digits (no hyphens, spaces, '+', '/' or other signs: "
+                      "VMs are named i-<account id>-<vm id>-<instance.name>)"),
 ]
 
 

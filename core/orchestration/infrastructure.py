@@ -299,7 +299,8 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None =
 
     The destination's capacity is reserved and the VM moved to Migrating in one
     transaction; the driver then moves it; a last transaction puts the VM Running
-    on the destination and gives the source's capacity back. If the driver fails,
+    on the destination, keeps the details the driver returned (the console address
+    there) and gives the source's capacity back. If the driver fails,
     the reservation is released and the VM is Running on the source again.
     Raises 533 when no host can take the VM, 432 when the hypervisor cannot
     live-migrate, 431 when the VM is not Running. Returns the destination host's uuid.
@@ -324,7 +325,7 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None =
     try:
         # as at a start: each network's element places its own NICs, with the network's whole spec
         spec.nics = networking.prepare_vm_nics(cloud, vm_uuid, spec)
-        driver.migrate_vm(source_ref, destination_ref, spec)
+        details = driver.migrate_vm(source_ref, destination_ref, spec)
     except Exception as exc:
         if not isinstance(exc, StratoError):  # a driver bug: keep its trace for the operator
             log.exception("migrating VM %s failed", label)
@@ -341,7 +342,9 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None =
         vm = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
         capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=source_id)
         capacity.release(session, CapacityType.MEMORY, vm.reserved_memory, host_id=source_id)
-        vm.details = {k: v for k, v in (vm.details or {}).items() if k != "migration_destination"}
+        # the destination's console address replaces the source's, as a start stores it
+        vm.details = {**{k: v for k, v in (vm.details or {}).items() if k != "migration_destination"},
+                      **(details or {})}
         transition(session, vm, Event.OPERATION_SUCCEEDED, cloud.plugins, host_id=destination_id,
                    last_host_id=source_id)
         record(session, "VM.MIGRATE", f"Migrated VM {vm.name} from host {source_name} to {destination_name}"

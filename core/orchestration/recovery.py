@@ -100,19 +100,18 @@ def _power_state(cloud, vm: VirtualMachine) -> PowerState:
 
 
 def _settle(cloud, vm_uuid: str, state: str) -> str:
+    if state == State.MIGRATING.value:
+        return _settle_migration(cloud, vm_uuid)
     with cloud.db.transaction() as session:
         vm = vm_ops._vm(session, vm_uuid)
         power = _power_state(cloud, vm) if state != State.EXPUNGING.value else PowerState.MISSING
     if state == State.EXPUNGING.value:
         vm_ops.expunge_vm(cloud, vm_uuid)
         return "Expunged"
-    if state == State.MIGRATING.value:
-        return _settle_migration(cloud, vm_uuid, power)
     if power == PowerState.ON:
         with cloud.db.transaction() as session:
             vm = vm_ops._vm(session, vm_uuid)
-            event = Event.OPERATION_FAILED if state == State.MIGRATING.value else Event.FOLLOW_AGENT_POWER_ON
-            transition(session, vm, event, cloud.plugins, last_host_id=vm.host_id)
+            transition(session, vm, Event.FOLLOW_AGENT_POWER_ON, cloud.plugins, last_host_id=vm.host_id)
             vm.power_state = PowerState.ON.value
             return vm.state
     if state == State.STARTING.value:
@@ -122,30 +121,45 @@ def _settle(cloud, vm_uuid: str, state: str) -> str:
     return State.STOPPED.value
 
 
-def _settle_migration(cloud, vm_uuid: str, source_power: PowerState) -> str:
-    """A migration whose worker died: the VM runs where a host says it runs, and the
-    reservation on the other host is given back."""
+def _settle_migration(cloud, vm_uuid: str) -> str:
+    """A migration whose worker died (``migrate_vm`` records the destination's id in the
+    VM's ``migration_destination`` detail with the reservation there): the VM is Running on
+    the destination when that host runs it and the source does not, else on the source;
+    the other host's reservation is given back. A source that does not answer is taken to
+    run it still (it did when the migration began) unless the destination does; when the
+    source has it off or missing and the destination cannot be asked, nothing is decided
+    (a ``StratoError``: the next pass tries again). Off on both: Stopped, nothing held."""
     from .refs import host_ref
 
     with cloud.db.transaction() as session:
         vm = vm_ops._vm(session, vm_uuid)
+        name, source_name = vm.instance_name, vm.host.name
         destination = session.get(Host, (vm.details or {}).get("migration_destination") or 0)
-    landed = False
-    if source_power != PowerState.ON and destination is not None:
-        report = cloud.plugins.hypervisor(destination.hypervisor).power_states(host_ref(destination))
-        landed = report.get(vm.instance_name) == PowerState.ON
+        destination_id, destination_name = (destination.id, destination.name) if destination else (None, None)
+        try:
+            source_power = _power_state(cloud, vm)
+        except StratoError as exc:
+            log.warning("the source host of migrating VM %s does not answer (%s)", name, exc.message)
+            source_power = None
+        landed = False
+        if source_power != PowerState.ON and destination is not None:
+            report = cloud.plugins.hypervisor(destination.hypervisor).power_states(host_ref(destination))
+            landed = report.get(name) == PowerState.ON
     with cloud.db.transaction() as session:
         vm = vm_ops._vm(session, vm_uuid)
         source_id = vm.host_id
-        keep, drop = (destination.id, source_id) if landed else (source_id, destination.id if destination else None)
+        keep, drop = (destination_id, source_id) if landed else (source_id, destination_id)
         if drop is not None:
             capacity.release(session, CapacityType.CPU, vm.reserved_cpu, host_id=drop)
             capacity.release(session, CapacityType.MEMORY, vm.reserved_memory, host_id=drop)
         vm.details = {k: v for k, v in (vm.details or {}).items() if k != "migration_destination"}
-        if landed or source_power == PowerState.ON:
+        if landed or source_power in (PowerState.ON, None):
             event = Event.AGENT_REPORT_MIGRATED if landed else Event.OPERATION_FAILED
             transition(session, vm, event, cloud.plugins, host_id=keep, last_host_id=source_id)
             vm.power_state = PowerState.ON.value
+            where = destination_name if landed else source_name
+            record(session, "VM.MIGRATE", f"VM {vm.name} was left migrating by a server that stopped; it runs "
+                   f"on host {where}", resource=vm, plugins=cloud.plugins)
             return vm.state
     vm_ops._stopped(cloud, vm_uuid, Event.FOLLOW_AGENT_POWER_OFF, description="Found powered off:")
     return State.STOPPED.value

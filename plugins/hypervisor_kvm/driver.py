@@ -243,10 +243,11 @@ class LibvirtDriver(HypervisorDriver):
             self._cpu_samples[vm.uuid] = sample
         return stats
 
-    def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> None:
+    def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> dict[str, Any]:
         """Live-migrate, non-peer-to-peer: this process holds both connections and libvirt
         moves the domain, persistent on the destination and undefined on the source. On
-        failure libvirt resumes it on the source. The volumes must be shared storage: NFS
+        failure libvirt resumes it on the source. Returns the details ``start_vm`` returns,
+        read on the destination (its VNC port there). The volumes must be shared storage: NFS
         disks (libnfs) are; disk files are when libvirt sees their file system as shared
         (kernel NFS, GFS2...) or they lie below a ``shared_filesystems`` directory."""
         src = self._conn(source)
@@ -263,7 +264,8 @@ class LibvirtDriver(HypervisorDriver):
             # only that check (network disks are safe for it anyway)
             flags |= libvirt.VIR_MIGRATE_UNSAFE
         try:
-            guest.domain.migrate(dst, flags, None, host.migration_uri(self._uri(source), self._uri(destination)), 0)
+            moved = guest.domain.migrate(dst, flags, None, host.migration_uri(self._uri(source), self._uri(destination)),
+                                         0)
         except libvirt.libvirtError as exc:
             error = translate(exc, what)
             if exc.get_error_code() == libvirt.VIR_ERR_MIGRATE_UNSAFE:
@@ -271,6 +273,12 @@ class LibvirtDriver(HypervisorDriver):
                                          "pool's directory in [plugin.kvm] shared_filesystems")
             raise error from exc
         self._forget_sample(vm)
+        try:
+            return self._vm_details(destination, Guest(moved), vm)
+        except (StratoError, libvirt.libvirtError) as exc:
+            # the VM has moved: a console address we cannot read must not undo that in the core
+            log.warning("%s: done, but reading its details on %s failed: %s", what, destination.name, exc)
+            return {}
 
     def attach_volume(self, host_ref: HostRef, vm: VmSpec, volume: VolumeSpec) -> None:
         """Add the volume to the VM's definition and, when running, to the guest."""

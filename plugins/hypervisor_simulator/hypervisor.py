@@ -191,11 +191,12 @@ class SimulatorHypervisor(HypervisorDriver):
     def vm_stats(self, host: HostRef, vm: VmSpec) -> VmStats:
         return VmStats(cpu_used_percent=1.0, memory_kbs=vm.memory_mb * 1024)
 
-    def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> None:
+    def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> dict:
+        key = destination.details["sim_key"]
         self._check(source.details["sim_key"], "migrate")
         with self.state.cursor() as cur:
-            cur.execute("UPDATE sim_vm SET host_url = ? WHERE name = ?",
-                        (destination.details["sim_key"], vm.instance_name))
+            cur.execute("UPDATE sim_vm SET host_url = ? WHERE name = ?", (key, vm.instance_name))
+        return {"console": f"sim://{key}/{vm.instance_name}"}  # as start_vm's, now on the destination
 
     def attach_volume(self, host, vm, volume) -> None:
         self._check(host.details["sim_key"], "start")

@@ -158,30 +158,139 @@ def _host(cloud):
         return host_ref(session.query(Host).one())
 
 
-def test_a_migration_interrupted_by_a_crash_gives_the_destination_back(cloud):
-    """Recovery of a VM left Migrating: it runs where the host says, the other reservation is released."""
-    from core.orchestration import infrastructure, recovery
-    from core.orchestration.vm_states import Event, transition
-    from tests.core.factories import simulated_zone
-    from tests.helpers import ApiClient
-
-    zone = simulated_zone(cloud, hosts=2)
-    from api.app import create_app
-
-    admin = ApiClient(create_app(cloud), *user_keys(cloud, "admin"))
-    vm = admin.wait(admin("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
-                          templateid=zone["template"]))["virtualmachine"]
+def leave_migrating(cloud, vm_uuid: str) -> tuple[str, str]:
+    """What migrate_vm's first transaction leaves when the process dies right after it: the
+    destination reserved and recorded, the VM Migrating. Returns (source, destination) uuids."""
     from sqlalchemy import select
 
     from core.model import VirtualMachine
+    from core.orchestration import infrastructure
+    from core.orchestration.vm_states import Event, transition
 
-    # what migrate_vm's first transaction leaves when the process dies right after it
     with cloud.db.transaction() as session:
-        row = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm["id"]))
+        row = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
         destination = infrastructure._reserve_destination(cloud, session, row, row.host)
         row.details = {**row.details, "migration_destination": destination.id}
         transition(session, row, Event.MIGRATION_REQUESTED)
-    assert sum(v for (kind, _), v in capacity_used(cloud).items() if kind == MEMORY) == 2 * 512 * 1024**2
+        return row.host.uuid, destination.uuid
+
+
+def vm_place(cloud, vm_uuid: str) -> tuple[str, str | None, str | None, dict]:
+    """(state, host uuid, last host uuid, details) as the database has them."""
+    from sqlalchemy import select
+
+    from core.model import Host, VirtualMachine
+
+    with cloud.db.transaction() as session:
+        row = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
+        uuid_of = {h.id: h.uuid for h in session.scalars(select(Host))}
+        return row.state, uuid_of.get(row.host_id), uuid_of.get(row.last_host_id), dict(row.details)
+
+
+def memory_held(cloud) -> dict:
+    return {host: v for (kind, host), v in capacity_used(cloud).items() if kind == MEMORY and v}
+
+
+# where the dead worker had got to -> where the VM runs afterwards
+@pytest.mark.parametrize("moved, source_down, expected", [
+    (False, False, "source"),       # died before the driver moved it
+    (True, False, "destination"),   # died after the driver moved it, before the last transaction
+    (False, True, "source"),        # the source cannot be asked and the destination lacks it: it stayed
+    (True, True, "destination"),    # the source cannot be asked and the destination runs it
+])
+def test_a_migration_interrupted_by_a_crash_settles_where_the_vm_runs(cloud, moved, source_down, expected):
+    """Recovery of a VM left Migrating: Running on the host that runs it, the other host's
+    reservation released, the migration detail gone."""
+    from api.app import create_app
+    from core.orchestration import recovery
+    from tests.helpers import ApiClient
+
+    zone = simulated_zone(cloud, hosts=2)
+    sim = cloud.plugins.hypervisors["simulator"]
+    key_of = dict(zip(zone["hosts"], zone["host_keys"]))
+    admin = ApiClient(create_app(cloud), *user_keys(cloud, "admin"))
+    vm = admin.wait(admin("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                          templateid=zone["template"]))["virtualmachine"]
+    instance = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["instancename"]
+    source, destination = leave_migrating(cloud, vm["id"])
+    assert memory_held(cloud) == {source: 512 * 1024**2, destination: 512 * 1024**2}
+    if moved:  # the driver's part, done before the process died
+        sim.migrate_vm(host_ref_of(cloud, source), host_ref_of(cloud, destination), _spec(cloud, vm["id"]))
+    if source_down:
+        sim.set_host_up(key_of[source], False)
+
     assert recovery.settle_transitional_vms(cloud) == {vm["id"]: "Running"}
-    used = {key: v for key, v in capacity_used(cloud).items() if key[0] == MEMORY}
-    assert sorted(used.values()) == [0, 512 * 1024**2], "only the source holds the VM again"
+    runs_on = {"source": source, "destination": destination}[expected]
+    state, host, last_host, details = vm_place(cloud, vm["id"])
+    assert (state, host, last_host) == ("Running", runs_on, source)
+    assert "migration_destination" not in details
+    assert memory_held(cloud) == {runs_on: 512 * 1024**2}, "only the host that runs it holds it"
+    host_name = admin("listHosts", id=runs_on)["host"][0]["name"]
+    assert [e["description"] for e in admin("listEvents", type="VM.MIGRATE", listall=True)["event"]] == [
+        f"VM {vm['name']} was left migrating by a server that stopped; it runs on host {host_name}"]
+    sim.set_host_up(key_of[source], True)
+    assert instance in sim.power_states(host_ref_of(cloud, runs_on))
+
+
+def test_an_interrupted_migration_off_on_both_hosts_ends_stopped_holding_nothing(cloud):
+    from api.app import create_app
+    from core.orchestration import recovery
+    from tests.helpers import ApiClient
+
+    zone = simulated_zone(cloud, hosts=2)
+    sim = cloud.plugins.hypervisors["simulator"]
+    admin = ApiClient(create_app(cloud), *user_keys(cloud, "admin"))
+    vm = admin.wait(admin("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                          templateid=zone["template"]))["virtualmachine"]
+    source, _destination = leave_migrating(cloud, vm["id"])
+    sim.stop_vm(host_ref_of(cloud, source), _spec(cloud, vm["id"]))  # the guest powered off meanwhile
+
+    assert recovery.settle_transitional_vms(cloud) == {vm["id"]: "Stopped"}
+    state, host, _last, details = vm_place(cloud, vm["id"])
+    assert (state, host) == ("Stopped", None) and "migration_destination" not in details
+    assert memory_held(cloud) == {}
+
+
+def test_an_interrupted_migration_waits_while_the_destination_cannot_be_asked(cloud):
+    """Off on the source and the destination silent: it may have landed there, so nothing is
+    decided until the destination answers."""
+    from api.app import create_app
+    from core.orchestration import recovery
+    from tests.helpers import ApiClient
+
+    zone = simulated_zone(cloud, hosts=2)
+    sim = cloud.plugins.hypervisors["simulator"]
+    key_of = dict(zip(zone["hosts"], zone["host_keys"]))
+    admin = ApiClient(create_app(cloud), *user_keys(cloud, "admin"))
+    vm = admin.wait(admin("deployVirtualMachine", zoneid=zone["zone"], serviceofferingid=offering_id(cloud),
+                          templateid=zone["template"]))["virtualmachine"]
+    source, destination = leave_migrating(cloud, vm["id"])
+    refs = {uuid: host_ref_of(cloud, uuid) for uuid in (source, destination)}
+    sim.migrate_vm(refs[source], refs[destination], _spec(cloud, vm["id"]))
+    sim.set_host_up(key_of[destination], False)
+
+    assert recovery.settle_transitional_vms(cloud) == {}
+    assert vm_place(cloud, vm["id"])[:2] == ("Migrating", source)
+    assert set(memory_held(cloud)) == {source, destination}, "both reservations kept meanwhile"
+    sim.set_host_up(key_of[destination], True)
+    assert recovery.settle_transitional_vms(cloud) == {vm["id"]: "Running"}
+    assert vm_place(cloud, vm["id"])[:2] == ("Running", destination)
+    assert set(memory_held(cloud)) == {destination}
+
+
+def host_ref_of(cloud, host_uuid: str):
+    from core.model import Host
+    from core.orchestration.refs import host_ref
+
+    with cloud.db.transaction() as session:
+        return host_ref(session.query(Host).filter(Host.uuid == host_uuid).one())
+
+
+def _spec(cloud, vm_uuid: str):
+    from sqlalchemy import select
+
+    from core.model import VirtualMachine
+    from core.orchestration.refs import vm_spec
+
+    with cloud.db.transaction() as session:
+        return vm_spec(session, session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid)))

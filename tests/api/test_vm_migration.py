@@ -5,7 +5,9 @@ tests/plugins/hypervisor_kvm/test_api_migration.py."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from core.model import VirtualMachine
 from tests.core.factories import simulated_zone
 from tests.helpers import ApiClient, ApiError, capacity_used, make_account, offering_id
 
@@ -29,22 +31,32 @@ def vm(tenant, cloud, zone):
     return tenant.wait(job)["virtualmachine"]
 
 
+def console(cloud, vm_id: str) -> str:
+    """The console address kept with the VM (what the simulator's start_vm returns)."""
+    with cloud.db.transaction() as session:
+        return session.scalar(sa.select(VirtualMachine).where(VirtualMachine.uuid == vm_id)).details["console"]
+
+
 def host_use(cloud, host: str) -> tuple[int, int]:
     used = capacity_used(cloud)
     return used[(CPU, host)], used[(MEMORY, host)]
 
 
 def test_a_running_vm_moves_to_the_host_asked_for(cloud, admin, tenant, vm, zone):
-    source = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"]
+    listed = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]
+    source, instance = listed["hostid"], listed["instancename"]
     target = next(h for h in zone["hosts"] if h != source)
     held = host_use(cloud, source)
     assert held[0] > 0 and host_use(cloud, target) == (0, 0)
+    key_of = dict(zip(zone["hosts"], zone["host_keys"]))
+    assert console(cloud, vm["id"]) == f"sim://{key_of[source]}/{instance}"
 
     job = admin("migrateVirtualMachine", virtualmachineid=vm["id"], hostid=target)
     moved = admin.wait(job)["virtualmachine"]
     assert moved["state"] == "Running" and moved["hostid"] == target
     assert admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"] == target
     assert host_use(cloud, target) == held and host_use(cloud, source) == (0, 0)
+    assert console(cloud, vm["id"]) == f"sim://{key_of[target]}/{instance}", "the target's console"
     assert any(vm["name"] in e["description"] for e in admin("listEvents", type="VM.MIGRATE", listall=True)["event"])
 
     # no hostid: the planner picks (the only other host is the first one)

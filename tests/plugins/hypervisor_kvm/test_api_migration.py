@@ -3,16 +3,22 @@ machine: the system one and the session's second one (``second_libvirtd``), two 
 one KVM cluster sharing a file:// pool (declared in ``shared_filesystems``).
 
 One boot: the guest is deployed, migrated by the root admin with migrateVirtualMachine,
-then stopped by ACPI on the destination, which the guest answers on its console.
+its console address (VNC port) now the destination's; then two migrations cut short by a
+dead worker are settled by recovery (before and after libvirt moved it back); then stopped
+by ACPI where it runs, which the guest answers on its console.
 """
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from core.config import Settings
+from core.model import Host, VirtualMachine
+from core.orchestration import recovery
 from tests.helpers import ApiClient, capacity_used, offering_id
 
 from .helpers import GUEST_POWEROFF, GUEST_READY, console_lines, wait_for_line
@@ -57,6 +63,40 @@ def host_use(cloud, host: str) -> tuple[int, int]:
     return used.get((CPU, host), 0), used.get((MEMORY, host), 0)
 
 
+def leave_migrating(cloud, vm_id: str, to: str) -> bool:
+    """What migrate_vm's first transaction leaves (``to`` reserved and recorded, the VM
+    Migrating) when the process dies right after it."""
+    from core.orchestration import infrastructure
+    from core.orchestration.vm_states import Event, transition
+
+    with cloud.db.transaction() as session:
+        row = session.scalar(sa.select(VirtualMachine).where(VirtualMachine.uuid == vm_id))
+        destination = infrastructure._reserve_destination(cloud, session, row, row.host, host_uuid=to)
+        row.details = {**row.details, "migration_destination": destination.id}
+        transition(session, row, Event.MIGRATION_REQUESTED)
+    return True
+
+
+def driver_move(cloud, vm_id: str, source: str, destination: str) -> None:
+    """The driver's part of a migration, as migrate_vm calls it."""
+    from core.orchestration import networking
+    from core.orchestration.refs import host_ref, vm_spec
+
+    with cloud.db.transaction() as session:
+        row = session.scalar(sa.select(VirtualMachine).where(VirtualMachine.uuid == vm_id))
+        refs = {h.uuid: host_ref(h) for h in session.scalars(sa.select(Host).where(Host.uuid.in_([source, destination])))}
+        spec, driver = vm_spec(session, row), cloud.plugins.hypervisor(row.host.hypervisor)
+    spec.nics = networking.prepare_vm_nics(cloud, vm_id, spec)
+    driver.migrate_vm(refs[source], refs[destination], spec)
+
+
+def where(cloud, vm_id: str) -> str:
+    with cloud.db.transaction() as session:
+        row = session.scalar(sa.select(VirtualMachine).where(VirtualMachine.uuid == vm_id))
+        assert row.state == "Running" and "migration_destination" not in row.details
+        return row.host.uuid
+
+
 def test_a_running_guest_moves_to_the_other_host_and_keeps_running(cloud, app, admin: ApiClient, libvirtd,
                                                                    second_libvirtd, dirs, template_url, conns,
                                                                    domains_made):  # noqa: F811
@@ -91,10 +131,27 @@ def test_a_running_guest_moves_to_the_other_host_and_keeps_running(cloud, app, a
     domain = conns[uri_of[target]].lookupByUUIDString(vm_id)
     assert domain.isActive() and domain.isPersistent() and domain.name() == instance
     assert host_use(cloud, target) == held and host_use(cloud, source) == (0, 0), "the capacity moved with it"
+    # the console address kept for the UI is the target's (the two daemons give VNC ports from 5900 and 6900)
+    graphics = ET.fromstring(domain.XMLDesc(0)).find("devices/graphics[@type='vnc']")
+    moved_details = vm_row(cloud, vm_id)[1]
+    assert moved_details["vnc_port"] == int(graphics.get("port")) != details["vnc_port"], (moved_details, details)
+    assert moved_details["console_log"] == log
     events = admin("listEvents", type="VM.MIGRATE", listall=True)["event"]
     assert any("traveller" in e["description"] for e in events)
 
-    # the guest still runs, now on the target: it answers the ACPI button the target's libvirt presses
+    # a worker killed mid-migration back to the source, before and then after libvirt moved the guest:
+    # recovery asks both libvirtds where it runs
+    assert leave_migrating(cloud, vm_id, to=source) and recovery.settle_transitional_vms(cloud) == {vm_id: "Running"}
+    assert where(cloud, vm_id) == target and host_use(cloud, target) == held and host_use(cloud, source) == (0, 0)
+    leave_migrating(cloud, vm_id, to=source)
+    driver_move(cloud, vm_id, target, source)  # what the dead worker had done
+    assert recovery.settle_transitional_vms(cloud) == {vm_id: "Running"}
+    assert where(cloud, vm_id) == source and host_use(cloud, source) == held and host_use(cloud, target) == (0, 0)
+    assert vm_id not in {d.UUIDString() for d in conns[uri_of[target]].listAllDomains(0)}
+    domain = conns[uri_of[source]].lookupByUUIDString(vm_id)
+    assert domain.isActive() and domain.isPersistent()
+
+    # the guest still runs, moved twice: it answers the ACPI button its libvirt presses
     assert GUEST_POWEROFF not in console_lines(log)
     stopped = tenant.wait(tenant("stopVirtualMachine", id=vm_id), timeout=JOB_TIMEOUT)["virtualmachine"]
     assert stopped["state"] == "Stopped"

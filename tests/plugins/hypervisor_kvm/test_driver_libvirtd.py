@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -194,15 +195,18 @@ def test_live_migration_there_and_back(make_driver, libvirtd, second_libvirtd, b
     assert a.details["host_uuid"] != b.details["host_uuid"] and a.name != b.name
     spec = blank_vm()
     try:
-        driver.start_vm(a, spec)
+        on_a = driver.start_vm(a, spec)
         pid_on_a = _qemu_pid(libvirt_module, libvirtd, spec)
-        driver.migrate_vm(a, b, spec)
+        on_b = driver.migrate_vm(a, b, spec)
         assert spec.instance_name not in driver.power_states(a), "gone from A (undefined, not only stopped)"
         assert driver.power_states(b)[spec.instance_name] == PowerState.ON
         conn_b = libvirt_module.open(second_libvirtd)
         try:
             domain = conn_b.lookupByUUIDString(spec.uuid)
             assert domain.isPersistent() and domain.name() == spec.instance_name
+            # B's console address, as start_vm reports it (the daemons' VNC ports lie apart)
+            port = int(ET.fromstring(domain.XMLDesc(0)).find("devices/graphics[@type='vnc']").get("port"))
+            assert on_b == {**on_a, "vnc_port": port} and port != on_a["vnc_port"], (on_a, on_b)
         finally:
             conn_b.close()
         assert driver.vm_stats(b, spec).memory_kbs == 32 * 1024, "B's QEMU runs the guest"
