@@ -33,7 +33,7 @@ setup(
         "mysql": ["PyMySQL>=1.1"],
         "kvm": ["libvirt-python>=9.0"],
         "test": ["pytest>=8", "hypothesis>=6.100", "cs>=3.0", "apache-libcloud>=3.8",
-                 "psycopg2-binary>=2.9", "PyMySQL>=1.1"],
+                 "psycopg2-binary>=2.9", "PyMySQL>=1.1", "aiosmtpd>=1.4"],
     },
     entry_points={
         "console_scripts": ["strato = api.cli:main"],

@@ -2,7 +2,7 @@
 
 CloudStack's rules: a root admin reaches everything; a domain admin reaches
 what belongs to its domain and the domains below it; a user reaches what its
-own account owns, and what the projects its account is a member of own.
+own account owns, and what the projects its account (or the user itself) is a member of own.
 What a domain owns without an account (a domain's shared network or offering)
 is reached from that domain and every domain below it (CloudStack's
 ``subdomainaccess``, kept simple: always on); changing it is for the admins
@@ -84,16 +84,23 @@ def can_reach(session: Session, caller: Caller, account_id: int | None, domain_i
     if account_id is None:  # a domain's (a shared network, an offering): for its domain and those below
         domain = session.get(Domain, domain_id)
         return domain is not None and domain.removed is None and caller.domain_path.startswith(domain.path)
-    return project_role(session, caller.account_id, account_id) is not None
+    return project_role(session, caller, account_id) is not None
 
 
-def project_role(session: Session, member_account_id: int, project_account_id: int) -> str | None:
-    """The role (Admin or Regular) of ``member_account_id`` in the live project whose account is
+def memberships_of(caller: Caller):
+    """The ``ProjectAccount`` rows ``caller`` acts through: its account's, and its own user's (a
+    membership of another user of the same account gives it nothing)."""
+    return (ProjectAccount.account_id == caller.account_id) & or_(
+        ProjectAccount.user_id.is_(None), ProjectAccount.user_id == caller.user_id)
+
+
+def project_role(session: Session, caller: Caller, project_account_id: int) -> str | None:
+    """The role (Admin or Regular) of ``caller`` in the live project whose account is
     ``project_account_id``; None when it is no member (or that account is no project's)."""
     return session.scalar(
         select(ProjectAccount.role).join(Project, Project.id == ProjectAccount.project_id)
-        .where(Project.project_account_id == project_account_id, Project.removed.is_(None),
-               ProjectAccount.account_id == member_account_id))
+        .where(Project.project_account_id == project_account_id, Project.removed.is_(None), memberships_of(caller))
+        .limit(1))
 
 
 def find_project(session: Session, caller: Caller, project_uuid: str, *, admin: bool = False,
@@ -107,7 +114,7 @@ def find_project(session: Session, caller: Caller, project_uuid: str, *, admin: 
         return project
     if caller.is_domain_admin and project.domain.path.startswith(caller.domain_path):
         return project
-    role = project_role(session, caller.account_id, project.project_account_id)
+    role = project_role(session, caller, project.project_account_id)
     if role is None or (admin and role != ProjectMemberRole.ADMIN):
         raise PermissionDenied(f"Account {caller.account_name} may not {'manage' if admin else 'access'} "
                                f"project {project.name}")
@@ -215,7 +222,7 @@ def _project_accounts(session: Session, caller: Caller, params: dict):
     projects it is a member of; an admin's every project it reaches (``domainid``/``isrecursive``
     narrow them to a domain)."""
     query = select(Project.project_account_id).where(Project.removed.is_(None))
-    member_of = Project.id.in_(select(ProjectAccount.project_id).where(ProjectAccount.account_id == caller.account_id))
+    member_of = Project.id.in_(select(ProjectAccount.project_id).where(memberships_of(caller)))
     if caller.is_root_admin or caller.is_domain_admin:
         if params.get("domainid"):
             domain = _domain_for(session, caller, params["domainid"])
@@ -263,6 +270,23 @@ PROJECT_KEYS = [
     ConfigKey("project.invite.timeout", "Project Defaults", "86400",
               "Invitation expiration time (in seconds). Default is 1 day - 86400 seconds", "Integer",
               minimum=1),
+    # the mail server email invitations are sent through (CloudStack's names and defaults; unset = "")
+    ConfigKey("project.email.sender", "Project Defaults", "",
+              "Sender of project invitation email (will be in the From header of the email)"),
+    ConfigKey("project.smtp.host", "Project Defaults", "",
+              "SMTP hostname used for sending out email project invitations"),
+    ConfigKey("project.smtp.port", "Project Defaults", "465", "Port the SMTP server is listening on", "Integer",
+              minimum=1, maximum=65535),
+    ConfigKey("project.smtp.useAuth", "Project Defaults", "false",
+              "If true, use SMTP authentication when sending emails (over SMTPS unless project.smtp.useStartTLS)",
+              "Boolean"),
+    ConfigKey("project.smtp.useStartTLS", "Project Defaults", "false",
+              "With project.smtp.useAuth: upgrade a plain SMTP connection with STARTTLS instead of SMTPS",
+              "Boolean"),
+    ConfigKey("project.smtp.username", "Project Defaults", "",
+              "Username for SMTP authentication (applies only if project.smtp.useAuth is true)"),
+    ConfigKey("project.smtp.password", "Secure", "",
+              "Password for SMTP authentication (applies only if project.smtp.useAuth is true)"),
 ]
 
 
@@ -272,4 +296,4 @@ def strato_configuration_keys():
 
 
 __all__ = ["Caller", "can_reach", "check_owner", "owner_filter", "domain_ids_under", "find_project",
-           "project_role", "resource_owner"]
+           "memberships_of", "project_role", "resource_owner"]

@@ -143,13 +143,14 @@ def project_role_allows(session: Session, project_role_id: int, command_name: st
 def check_project_role(session: Session, caller, command_name: str, *, project_account_id: int | None = None,
                        project_uuid: str | None = None) -> None:
     """531 when ``caller`` is a Regular member of the project (named by its account or its uuid)
-    whose project role denies ``command_name``. Callers that are no member are left to the
-    ownership rules."""
+    whose project role denies ``command_name``; a user member's own membership counts, not another
+    user's of its account. Callers that are no member are left to the ownership rules."""
     if caller is None or caller.is_root_admin or caller.is_domain_admin or not command_name:
         return
+    from .access import memberships_of  # access imports this module lazily, never at its top
+
     query = select(ProjectAccount.role, ProjectAccount.project_role_id).join(
-        Project, Project.id == ProjectAccount.project_id).where(
-        ProjectAccount.account_id == caller.account_id, Project.removed.is_(None))
+        Project, Project.id == ProjectAccount.project_id).where(memberships_of(caller), Project.removed.is_(None))
     if project_account_id is not None:
         query = query.where(Project.project_account_id == project_account_id)
     else:

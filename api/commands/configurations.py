@@ -86,7 +86,8 @@ def update_configuration(ctx, p):
     name, value = p["name"].strip(), p["value"].strip()
     if scope == "global":
         row = ctx.cloud.config.set(ctx.session, name, value)
-        ctx.event("CONFIGURATION.VALUE.EDIT", f"Set {name} to {value}")
+        shown = "*****" if "password" in name.lower() else value  # CloudStack's rule: no secret in events
+        ctx.event("CONFIGURATION.VALUE.EDIT", f"Set {name} to {shown}")
         return configuration_view(row)
     if name not in columns:
         raise invalid(ctx, "name", f"{name} cannot be set per {scope}; these can: {', '.join(columns)}")

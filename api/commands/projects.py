@@ -1,10 +1,11 @@
 """Projects: createProject, listProjects, updateProject, deleteProject, addAccountToProject,
-listProjectAccounts, deleteAccountFromProject, and invitations: listProjectInvitations,
+listProjectAccounts, deleteAccountFromProject, addUserToProject, deleteUserFromProject, and invitations: listProjectInvitations,
 updateProjectInvitation, deleteProjectInvitation.
 
 A project owns its resources through its own account (type 5, ``Project.project_account``):
 ``projectid`` on a create command makes the project that account's owner, and on a list
-command lists the project's resources (``core.access``). Members are accounts, Admin or
+command lists the project's resources (``core.access``). Members are accounts, or single users
+(addUserToProject: that user acts in the project, the other users of its account do not), Admin or
 Regular; members use the project's resources, admins also change the project and its
 membership. Domain admins above the project's domain and root admins may do both. A Regular
 member may also have a project role (``project_roles``) restricting what it may call there.
@@ -13,17 +14,19 @@ An Admin's projects count against its project limit.
 With ``project.invite.required`` false (the default) addAccountToProject adds the account at
 once; with true it invites the account (or an email address, accepted with a token) and the
 invitee accepts or declines with updateProjectInvitation, within ``project.invite.timeout``
-seconds.
+seconds. An email invitation's token is mailed through ``project.smtp.*`` by the command's job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
+import smtplib
 import string
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from api.views.identity import (
     PROJECT_ACCOUNT_FIELDS,
@@ -34,9 +37,9 @@ from api.views.identity import (
     project_view,
 )
 from core import roles
-from core.access import can_reach, domain_ids_under, find_project
+from core.access import can_reach, domain_ids_under, find_project, memberships_of
 from core.commands import ALL_ROLES, SUCCESS, P, api_command
-from core.errors import InvalidParameterError, PermissionDenied, ResourceInUseError
+from core.errors import InvalidParameterError, PermissionDenied, ResourceInUseError, ResourceUnavailableError
 from core.jobs import job_handler
 from core.model import (
     Account,
@@ -49,6 +52,7 @@ from core.model import (
     ProjectMemberRole,
     ProjectRole,
     Template,
+    User,
     VirtualMachine,
     Volume,
     new_uuid,
@@ -60,6 +64,7 @@ from .accounts import check_domain
 from .zones import choice, invalid
 
 log = logging.getLogger(__name__)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _render(session, project_uuid: str) -> dict:
@@ -146,7 +151,7 @@ def list_projects(ctx, p):
     """Lists the projects the caller's account is a member of; admins with ``listall`` (or an id)
     also those of the domains they reach; ``account`` narrows to that account's projects."""
     caller = ctx.caller
-    member_of = select(ProjectAccount.project_id).where(ProjectAccount.account_id == caller.account_id)
+    member_of = select(ProjectAccount.project_id).where(memberships_of(caller))
     query = select(Project).where(Project.removed.is_(None))
     listall = p.get("listall") or "id" in p
     if "account" in p:
@@ -241,8 +246,20 @@ def update_job(ctx):
 
 
 def _membership(session, project: Project, account: Account) -> ProjectAccount | None:
+    """The account's own membership (not one of its users')."""
     return session.scalar(select(ProjectAccount).where(ProjectAccount.project_id == project.id,
-                                                       ProjectAccount.account_id == account.id))
+                                                       ProjectAccount.account_id == account.id,
+                                                       ProjectAccount.user_id.is_(None)))
+
+
+def _user_membership(session, project: Project, user: User) -> ProjectAccount | None:
+    return session.scalar(select(ProjectAccount).where(ProjectAccount.project_id == project.id,
+                                                       ProjectAccount.user_id == user.id))
+
+
+def _user_members_of(session, project: Project, account: Account) -> list[str]:
+    return list(session.scalars(select(User.username).join(ProjectAccount, ProjectAccount.user_id == User.id).where(
+        ProjectAccount.project_id == project.id, ProjectAccount.account_id == account.id)))
 
 
 def set_role(session, member: ProjectAccount, role: str) -> None:
@@ -256,11 +273,19 @@ def set_role(session, member: ProjectAccount, role: str) -> None:
     member.role = role
 
 
-def add_member(session, project: Project, account: Account, role: str, project_role_id: int | None) -> None:
-    """Make ``account`` a member of ``project`` (nothing when it is one already)."""
-    if _membership(session, project, account) is None:
+def add_member(session, project: Project, account: Account, role: str, project_role_id: int | None,
+               user: User | None = None) -> None:
+    """Make ``account`` (with ``user``: only that user of it) a member of ``project`` (nothing
+    when it is one already). An account and its users are never members side by side: the
+    commands refuse that with 431."""
+    if user is None and _user_members_of(session, project, account) or user is not None and _membership(
+            session, project, account) is not None:
+        raise InvalidParameterError(f"account {account.name} and its users cannot both be members of project "
+                                    f"{project.name}")
+    if (_membership(session, project, account) if user is None else _user_membership(session, project, user)) is None:
         member = ProjectAccount(project_id=project.id, account_id=account.id, role=ProjectMemberRole.REGULAR,
-                                project_role_id=project_role_id)
+                                project_role_id=project_role_id, user_id=user.id if user else None,
+                                user_marker=user.id if user else 0)
         session.add(member)
         set_role(session, member, role)
 
@@ -308,11 +333,14 @@ def add_account_to_project(ctx, p):
     account = _member_account(ctx, project, p["account"], None) if p.get("account") else None
     if account is not None and _membership(ctx.session, project, account) is not None:
         raise invalid(ctx, "account", f"account {account.name} is already a member of project {project.name}")
+    if account is not None and (users := _user_members_of(ctx.session, project, account)):
+        raise invalid(ctx, "account", f"users {', '.join(users)} of account {account.name} are members of project "
+                                      f"{project.name}: remove them (deleteUserFromProject) to add the whole account")
     role = choice(ctx, "roletype", p.get("roletype") or ProjectMemberRole.REGULAR, ProjectMemberRole.ALL)
     if ctx.cloud.config.get(ctx.session, "project.invite.required"):
         if account is None and not (p.get("email") or "").strip():
             raise InvalidParameterError("Either accountName or email is required")
-        return _invite(ctx, project, account, (p.get("email") or "").strip() or None, role, project_role)
+        return _invite(ctx, project, account, _email(ctx, p) if account is None else None, role, project_role)
     if account is None:
         raise InvalidParameterError("Account information is required for assigning account to the project")
     return ctx.start_job("project.add_account", {
@@ -380,10 +408,116 @@ def remove_account_job(ctx):
     return SUCCESS
 
 
+def _project_user(ctx, project: Project, *, username: str | None = None, user_uuid: str | None = None) -> User:
+    """A live user of a (non-project) account of the project's domain, by name or id; 431 otherwise."""
+    query = select(User).join(Account, Account.id == User.account_id).where(
+        User.removed.is_(None), Account.removed.is_(None), Account.account_type != AccountType.PROJECT,
+        Account.domain_id == project.domain_id)
+    if username is not None:
+        user = ctx.session.scalar(query.where(User.username == username.strip()))
+        if user is None:
+            raise invalid(ctx, "username", f"domain {project.domain.name} has no user named {username}")
+    else:
+        user = ctx.session.scalar(query.where(User.uuid == user_uuid))
+        if user is None:
+            raise invalid(ctx, "userid", f"Unable to find user {user_uuid} in domain {project.domain.name}")
+    return user
+
+
+@api_command("addUserToProject", response="success", is_async=True, roles=ALL_ROLES, since="4.15.0", params={
+    "projectid": P.uuid("ID of the project to add the user to", required=True),
+    "username": P.string("Name of the user to be added to the project (of the project's domain)", required=True),
+    "email": P.string("email ID of the user to be added to the project (project.invite.required)"),
+    "projectroleid": P.uuid("ID of the project role restricting what the user may call in the project"),
+    "roletype": P.string("the user's role in the project: Admin or Regular (default)"),
+})
+def add_user_to_project(ctx, p):
+    """Makes one user (not its whole account) a member of the project: only that user acts in it,
+    with its own role and project role (project admins and admins); with ``project.invite.required``
+    invites the user (by mail with ``email``) instead."""
+    project = find_project(ctx.session, ctx.caller, p["projectid"], admin=True)
+    if project.state != "Active":
+        raise invalid(ctx, "projectid", f"Can't add user to the specified project id in state={project.state} as it "
+                                        f"isn't currently active")
+    from .project_roles import project_role_of
+
+    project_role = project_role_of(ctx, project, p["projectroleid"], "projectroleid") if "projectroleid" in p else None
+    user = _project_user(ctx, project, username=p["username"])
+    if _membership(ctx.session, project, user.account) is not None:
+        raise invalid(ctx, "username", f"User belongs to account {user.account.name} which is already part of the "
+                                       f"project")
+    if _user_membership(ctx.session, project, user) is not None:
+        raise invalid(ctx, "username", f"user {user.username} is already a member of project {project.name}")
+    role = choice(ctx, "roletype", p.get("roletype") or ProjectMemberRole.REGULAR, ProjectMemberRole.ALL)
+    if ctx.cloud.config.get(ctx.session, "project.invite.required"):
+        email = _email(ctx, p) if (p.get("email") or "").strip() else None
+        return _invite(ctx, project, user.account, email, role, project_role, user=user)
+    return ctx.start_job("project.add_user", {
+        "project": project.uuid, "user": user.uuid, "role": role,
+        "project_role": project_role.uuid if project_role else None}, instance=project, instance_type="Project")
+
+
+@job_handler("project.add_user")
+def add_user_job(ctx):
+    from core.events import record
+
+    with ctx.transaction() as session:
+        project = session.scalar(select(Project).where(Project.uuid == ctx.params["project"]))
+        user = session.scalar(select(User).where(User.uuid == ctx.params["user"]))
+        project_role = session.scalar(select(ProjectRole).where(ProjectRole.uuid == ctx.params.get("project_role"))) \
+            if ctx.params.get("project_role") else None
+        add_member(session, project, user.account, ctx.params["role"], project_role.id if project_role else None,
+                   user=user)
+        record(session, "PROJECT.USER.ADD", f"Added user {user.username} to project {project.name}",
+               caller=ctx.caller, account_id=project.project_account_id, domain_id=project.domain_id,
+               resource=project, plugins=ctx.cloud.plugins)
+    return SUCCESS
+
+
+@api_command("deleteUserFromProject", response="success", is_async=True, roles=ALL_ROLES, since="4.15.0", params={
+    "projectid": P.uuid("ID of the project to remove the user from", required=True),
+    "userid": P.uuid("Id of the user to be removed from the project", required=True),
+})
+def delete_user_from_project(ctx, p):
+    """Removes a user member (and its pending invitations) from a project; the last Admin cannot be removed."""
+    project = find_project(ctx.session, ctx.caller, p["projectid"], admin=True)
+    user = _project_user(ctx, project, user_uuid=p["userid"])
+    member = _user_membership(ctx.session, project, user)
+    if member is None:
+        raise invalid(ctx, "userid", f"User {user.username} is not assigned to the project {project.name}")
+    if member.role == ProjectMemberRole.ADMIN and len(_admins(ctx.session, project)) == 1:
+        raise InvalidParameterError(f"user {user.username} is the only admin of project {project.name}: make another "
+                                    f"member its owner first")
+    return ctx.start_job("project.remove_user", {"project": project.uuid, "user": user.uuid},
+                         instance=project, instance_type="Project")
+
+
+@job_handler("project.remove_user")
+def remove_user_job(ctx):
+    from core.events import record
+
+    with ctx.transaction() as session:
+        project = session.scalar(select(Project).where(Project.uuid == ctx.params["project"]))
+        user = session.scalar(select(User).where(User.uuid == ctx.params["user"]))
+        member = _user_membership(session, project, user)
+        if member is not None:
+            if member.role == ProjectMemberRole.ADMIN and len(_admins(session, project)) == 1:
+                raise InvalidParameterError(f"user {user.username} is the only admin of project {project.name}")
+            set_role(session, member, ProjectMemberRole.REGULAR)  # gives its account's project count back
+            session.delete(member)
+        session.execute(delete(ProjectInvitation).where(ProjectInvitation.project_id == project.id,
+                                                        ProjectInvitation.user_id == user.id))
+        record(session, "PROJECT.USER.REMOVE", f"Removed user {user.username} from project {project.name}",
+               caller=ctx.caller, account_id=project.project_account_id, domain_id=project.domain_id,
+               resource=project, plugins=ctx.cloud.plugins)
+    return SUCCESS
+
+
 @api_command("listProjectAccounts", response="projectaccount", is_list=True, list_params=False, roles=ALL_ROLES,
              since="3.0.0", response_fields=PROJECT_ACCOUNT_FIELDS, params={
                  "projectid": P.uuid("the ID of the project", required=True),
-                 "account": P.string("list only this member"),
+                 "account": P.string("list only this member (and the members that are users of it)"),
+                 "userid": P.uuid("list only this user member"),
                  "role": P.string("list only members of this role: Admin or Regular"),
                  "page": P.integer("the page to return, from 1", minimum=1),
                  "pagesize": P.integer("the number of items per page", minimum=1),
@@ -395,6 +529,8 @@ def list_project_accounts(ctx, p):
         ProjectAccount.project_id == project.id)
     if "account" in p:
         query = query.where(Account.name == p["account"])
+    if "userid" in p:
+        query = query.where(ProjectAccount.user_id == _project_user(ctx, project, user_uuid=p["userid"]).id)
     if "role" in p:
         query = query.where(ProjectAccount.role == choice(ctx, "role", p["role"], (ProjectMemberRole.ADMIN,
                                                                                      ProjectMemberRole.REGULAR)))
@@ -416,33 +552,88 @@ def expire_invitations(ctx) -> None:
 
 
 def _invite(ctx, project: Project, account: Account | None, email: str | None, role: str,
-            project_role: ProjectRole | None):
-    """An invitation for ``account`` (accepted by that account) or for ``email`` (accepted with
-    the token mailed there); one pending invitation per account and project."""
+            project_role: ProjectRole | None, user: User | None = None):
+    """An invitation for ``account`` (accepted by that account), for ``user`` (accepted by that
+    user) or for ``email`` (accepted with the token mailed there; with ``user`` that user joins);
+    one pending invitation per account (user, address) and project."""
     expire_invitations(ctx)
     if account is not None and ctx.session.scalar(select(ProjectInvitation.id).where(
             ProjectInvitation.project_id == project.id, ProjectInvitation.account_id == account.id,
-            ProjectInvitation.state == InvitationState.PENDING)):
+            ProjectInvitation.user_id.is_(None), ProjectInvitation.state == InvitationState.PENDING)):
         raise invalid(ctx, "account", f"There is already a pending invitation for account {account.name} to the "
                                       f"project {project.name}")
+    if user is not None and email is None and ctx.session.scalar(select(ProjectInvitation.id).where(
+            ProjectInvitation.project_id == project.id, ProjectInvitation.user_id == user.id,
+            ProjectInvitation.state == InvitationState.PENDING)):
+        raise invalid(ctx, "username", f"There is already a pending invitation for user {user.username} to the "
+                                       f"project {project.name}")
+    if email is not None:
+        _check_mail_settings(ctx)
+        if ctx.session.scalar(select(ProjectInvitation.id).where(
+                ProjectInvitation.project_id == project.id, ProjectInvitation.email == email,
+                ProjectInvitation.state == InvitationState.PENDING)):
+            raise invalid(ctx, "email", f"There is already a pending invitation for email {email} to the project "
+                                        f"{project.name}")
+    by_mail = email is not None
     invitation = ProjectInvitation(
-        project_id=project.id, account_id=account.id if account else None, email=None if account else email,
-        token=None if account else "".join(secrets.choice(string.digits + string.ascii_uppercase) for _ in range(10)),
+        project_id=project.id, account_id=None if by_mail else account.id, email=email,
+        user_id=user.id if user else None,
+        token="".join(secrets.choice(string.digits + string.ascii_uppercase) for _ in range(10)) if by_mail else None,
         role=role, project_role_id=project_role.id if project_role else None)
     ctx.session.add(invitation)
     ctx.session.flush()
-    if invitation.email:
-        # CloudStack mails the token; Strato has no mail server to send it through yet.
-        log.warning("invitation %s to project %s for %s: no mail server, the token is not sent",
-                    invitation.uuid, project.uuid, invitation.email)
-    ctx.event("PROJECT.ACCOUNT.ADD", f"Invited {account.name if account else email} to project {project.name}",
+    invitee = email if by_mail else f"user {user.username}" if user else account.name
+    ctx.event("PROJECT.USER.ADD" if user else "PROJECT.ACCOUNT.ADD", f"Invited {invitee} to project {project.name}",
               invitation, account_id=project.project_account_id, domain_id=project.domain_id)
     return ctx.start_job("project.invite", {"invitation": invitation.uuid}, instance=project, instance_type="Project")
 
 
+def _email(ctx, p) -> str:
+    email = (p.get("email") or "").strip()
+    if not _EMAIL.fullmatch(email):
+        raise invalid(ctx, "email", f"{p.get('email')!r} is not an email address (name@domain)")
+    return email
+
+
+def _check_mail_settings(ctx) -> None:
+    """431 unless an email invitation can be sent: CloudStack would write it and drop the mail
+    silently, leaving an invitation nobody can accept."""
+    for name, what in (("project.smtp.host", "the SMTP server to send them through"),
+                       ("project.email.sender", "the From address of their mails")):
+        if not (ctx.cloud.config.get(ctx.session, name) or "").strip():
+            raise invalid(ctx, "email", f"email invitations cannot be sent: set {name} ({what}) with "
+                                        f"updateConfiguration first")
+
+
 @job_handler("project.invite")
 def invite_job(ctx):
-    return SUCCESS  # the invitation is written with the command; the job is CloudStack's async answer
+    """The async half of an invitation: an email invitation's token is mailed, after the command's
+    transaction committed it. When the mail fails the invitation stays (Pending, unusable) and the
+    job fails saying how to send it again; nothing is rolled back."""
+    from core.mail import SmtpServer
+
+    with ctx.transaction() as session:
+        invitation = session.scalar(select(ProjectInvitation).where(ProjectInvitation.uuid == ctx.params["invitation"]))
+        if invitation is None or not invitation.email or invitation.state != InvitationState.PENDING:
+            return SUCCESS  # an account's invitation, or one deleted (deleteProjectInvitation) meanwhile
+        project, to, token = invitation.project, invitation.email, invitation.token
+        server = SmtpServer.from_settings(ctx.cloud.config, session, "project.smtp")
+        sender = (ctx.cloud.config.get(session, "project.email.sender") or "").strip()
+    try:
+        server.send(sender, to, f"You are invited to join the CloudStack project {project.name}",
+                    f"You have been invited to join the CloudStack project {project.name} (id={project.uuid}).\n"
+                    f"Please use token [{token}] to complete registration:\n\n"
+                    f"  updateProjectInvitation projectid={project.uuid} token={token} accept=true\n")
+    except (OSError, smtplib.SMTPException) as exc:
+        message = (f"The invitation {ctx.params['invitation']} to project {project.name} for {to} is kept, but its "
+                   f"mail could not be sent through {server.describe()} ({type(exc).__name__}: {exc}). Fix the "
+                   f"project.smtp.* settings, then delete the invitation (deleteProjectInvitation) and add the "
+                   f"email again to send a new one.")
+        log.warning("%s", message)
+        raise ResourceUnavailableError(message) from None
+    log.info("invitation %s to project %s mailed to %s through %s", ctx.params["invitation"], project.uuid, to,
+             server.describe())
+    return SUCCESS
 
 
 @api_command("listProjectInvitations", response="projectinvitation", is_list=True, roles=ALL_ROLES,
@@ -467,8 +658,9 @@ def list_project_invitations(ctx, p):
         pass
     elif p.get("listall") and caller.is_domain_admin:
         query = query.where(Project.domain_id.in_(domain_ids_under(ctx.session, caller.domain_path)))
-    else:
-        query = query.where(ProjectInvitation.account_id == caller.account_id)
+    else:  # its account's, and its own user's (not those of the account's other users)
+        query = query.where(ProjectInvitation.account_id == caller.account_id, or_(
+            ProjectInvitation.user_id.is_(None), ProjectInvitation.user_id == caller.user_id))
     if "id" in p:
         query = query.where(ProjectInvitation.uuid == p["id"])
     if "state" in p:
@@ -505,8 +697,11 @@ def update_project_invitation(ctx, p):
     query = select(ProjectInvitation).where(ProjectInvitation.project_id == project.id)
     if p.get("token"):
         query = query.where(ProjectInvitation.token == p["token"].strip())
-    else:
-        query = query.where(ProjectInvitation.account_id == account.id)
+    elif p.get("account"):
+        query = query.where(ProjectInvitation.account_id == account.id, ProjectInvitation.user_id.is_(None))
+    else:  # the caller's account's, or its own user's
+        query = query.where(ProjectInvitation.account_id == account.id, or_(
+            ProjectInvitation.user_id.is_(None), ProjectInvitation.user_id == caller.user_id))
     invitations = ctx.session.scalars(query.order_by(ProjectInvitation.id.desc())).all()
     accept = p.get("accept", True)
     invitation = next((i for i in invitations if i.state == InvitationState.PENDING), None)
@@ -533,7 +728,10 @@ def invitation_update_job(ctx):
             Account.uuid == ctx.params["account"]))
         accept = ctx.params["accept"]
         invitation.state = InvitationState.COMPLETED if accept else InvitationState.DECLINED
-        if accept:
+        user = session.get(User, invitation.user_id) if invitation.user_id else None
+        if accept and user is not None:  # a user's invitation (by token too, as CloudStack): that user joins
+            add_member(session, project, user.account, invitation.role, invitation.project_role_id, user=user)
+        elif accept:
             add_member(session, project, account, invitation.role, invitation.project_role_id)
         record(session, "PROJECT.INVITATION.UPDATE",
                f"Account {account.name} {'accepted' if accept else 'declined'} the invitation to project "

@@ -199,6 +199,9 @@ def delete_user(ctx, p):
     """Deletes a user (its account and the account's resources stay); its keys and sessions end."""
     user = _changeable(ctx, _user(ctx, p), "delete")
     _end_sessions(ctx, user)
+    from core.orchestration.identity import forget_user
+
+    forget_user(ctx.session, user)  # its own project memberships (addUserToProject) and invitations
     user.removed, user.removed_marker, user.api_key, user.secret_key = utcnow(), user.id, None, None
     ctx.event("USER.DELETE", f"Deleted user {user.username}", user)
     return SUCCESS

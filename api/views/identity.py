@@ -202,13 +202,17 @@ PROJECT_FIELDS = {
 
 
 def project_view(session: Session, project: Project) -> dict:
-    owners = session.scalars(select(Account).join(ProjectAccount, ProjectAccount.account_id == Account.id).where(
-        ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectMemberRole.ADMIN).order_by(Account.id)).all()
+    owners = session.scalars(select(ProjectAccount).where(
+        ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectMemberRole.ADMIN)
+        .order_by(ProjectAccount.account_id, ProjectAccount.id)).all()
     domain = project.domain
     return compact({
         "id": project.uuid, "name": project.name, "displaytext": project.display_text, "domainid": domain.uuid,
-        "domain": domain.name, "domainpath": domain_path(domain), "account": owners[0].name if owners else None,
-        "owner": [{"account": owner.name, "accountid": owner.uuid} for owner in owners],
+        "domain": domain.name, "domainpath": domain_path(domain),
+        "account": owners[0].account.name if owners else None,
+        "owner": [compact({"account": owner.account.name, "accountid": owner.account.uuid,
+                           "user": owner.user.username if owner.user else None,
+                           "userid": owner.user.uuid if owner.user else None}) for owner in owners],
         "state": project.state, "created": cs_date(project.created),
         "tags": tag_list(session, "Project", project.id),
         **limit_fields(session, account=project.project_account),
@@ -220,7 +224,8 @@ PROJECT_ACCOUNT_FIELDS = {
     "account": "the name of the account", "accounttype": "account type (admin, domain-admin, user)",
     "role": "account role in the project (Regular, Admin)", "domainid": "id of the Domain the account belongs to",
     "domain": "name of the Domain the account belongs to", "domainpath": "path of the Domain the account belongs to",
-    "user": "the list of users associated with account",
+    "user": "the list of users associated with account (a user member: that user)",
+    "userid": "Id of the user (a user member, addUserToProject)", "username": "Name of the user (a user member)",
     "projectroleid": "the project role of the account in the project (restricting what it may call there)",
 }
 
@@ -228,12 +233,14 @@ PROJECT_ACCOUNT_FIELDS = {
 def project_account_view(session: Session, project: Project, member: ProjectAccount) -> dict:
     account = member.account
     domain = account.domain
-    users = session.scalars(select(User).where(User.account_id == account.id, User.removed.is_(None))
-                            .order_by(User.id)).all()
+    users = [member.user] if member.user else session.scalars(
+        select(User).where(User.account_id == account.id, User.removed.is_(None)).order_by(User.id)).all()
     return compact({
         "projectid": project.uuid, "project": project.name, "accountid": account.uuid, "account": account.name,
         "accounttype": account.account_type, "role": member.role, "domainid": domain.uuid, "domain": domain.name,
         "domainpath": domain_path(domain), "user": [user_view(session, user) for user in users],
+        "userid": member.user.uuid if member.user else None,
+        "username": member.user.username if member.user else None,
         "projectroleid": session.get(ProjectRole, member.project_role_id).uuid if member.project_role_id else None,
     })
 
@@ -266,6 +273,7 @@ PROJECT_INVITATION_FIELDS = {
     "domainid": "the domain id the project belongs to", "domain": "the domain name where the project belongs to",
     "domainpath": "path of the Domain the project belongs to", "account": "the account name of the invited account",
     "email": "the email the invitation was sent to", "state": "the invitation state",
+    "userid": "the User ID (an invitation of one user, addUserToProject)",
 }
 
 
@@ -276,6 +284,7 @@ def project_invitation_view(invitation: ProjectInvitation) -> dict:
         "domain": domain.name, "domainpath": domain_path(domain),
         "account": invitation.account.name if invitation.account is not None else None,
         "email": invitation.email, "state": invitation.state,
+        "userid": invitation.user.uuid if invitation.user is not None else None,
     })
 
 

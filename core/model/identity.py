@@ -190,20 +190,26 @@ class ProjectRolePermission(Resource, Base):
 
 
 class ProjectAccount(Base):
-    """An account's membership of a project, with its role there (Admin or Regular) and
-    optionally a project role restricting what it may call there."""
+    """A membership of a project, with its role there (Admin or Regular) and optionally a project
+    role restricting what it may call there: an account's (``user_id`` None: every user of the
+    account acts in the project) or one user's (CloudStack 4.15+ addUserToProject: only that user,
+    not the other users of its account)."""
 
     __tablename__ = "project_account"
-    __table_args__ = (UniqueConstraint("project_id", "account_id"),)
+    __table_args__ = (UniqueConstraint("project_id", "account_id", "user_marker"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    #: ``user_id`` or 0, so the unique key holds for accounts too (NULLs never collide in one)
+    user_marker: Mapped[int] = mapped_column(Integer, default=0)
     role: Mapped[str] = mapped_column(String(16), default=ProjectMemberRole.REGULAR)
     project_role_id: Mapped[int | None] = mapped_column(ForeignKey("project_role.id"))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     account: Mapped[Account] = relationship()
+    user: Mapped[User | None] = relationship()
 
 
 class InvitationState:
@@ -213,12 +219,14 @@ class InvitationState:
 
 class ProjectInvitation(Resource, Base):
     """An invitation to join a project (``project.invite.required``): to an account, accepted by
-    that account, or to an email address, accepted by whoever presents ``token``."""
+    that account, or to an email address, accepted by whoever presents ``token``. With ``user_id``
+    (addUserToProject) accepting makes that user, not its account, a member."""
 
     __tablename__ = "project_invitation"
 
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     email: Mapped[str | None] = mapped_column(String(255))
     token: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default=InvitationState.PENDING)
@@ -227,6 +235,7 @@ class ProjectInvitation(Resource, Base):
 
     project: Mapped[Project] = relationship()
     account: Mapped[Account | None] = relationship()
+    user: Mapped[User | None] = relationship()
 
 
 class ResourceLimit(Base):

@@ -122,6 +122,18 @@ def finish_account(session, account: Account, plugins=None) -> None:
         record(session, "ACCOUNT.DELETE", f"Deleted account {account.name}", resource=account, plugins=plugins)
 
 
+def forget_user(session, user: User) -> None:
+    """Remove ``user``'s own project memberships (an Admin's gives its account's project count
+    back) and the invitations made for it; in the caller's transaction (deleteUser's)."""
+    from . import limits
+
+    for member in session.scalars(select(ProjectAccount).where(ProjectAccount.user_id == user.id)):
+        if member.role == ProjectMemberRole.ADMIN:
+            limits.release(session, member.account_id, limits.ResourceType.PROJECT, 1)
+        session.delete(member)
+    session.execute(delete(ProjectInvitation).where(ProjectInvitation.user_id == user.id))
+
+
 def delete_project(cloud, project_uuid: str) -> None:
     """Remove the project's resources (the cleaners, on its account), its members, invitations,
     project roles and itself."""

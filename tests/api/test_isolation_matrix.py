@@ -31,6 +31,7 @@ from api.native.sessions import AUTHENTICATORS
 from core.commands import LIST_PARAMS, MapOf
 from core.model import Account, Domain, Nic, Project, ResourceTag, User, VirtualMachine
 from core.model.base import Base
+from tests.api.test_identity_invitation_mail import mail_settings, smtp  # noqa: F401 (fixture)
 from tests.core.factories import simulated_zone
 from tests.helpers import ApiClient, offering_id
 
@@ -106,7 +107,8 @@ UNOWNED_PARAM_MODELS = {
 #: optional parameters a command needs one of, with a value any caller may use (by not-owned model)
 EXTRA_FILLERS = {"createVolume": {"diskofferingid": "DiskOffering", "zoneid": "Zone"}}
 #: parameter values some commands need to get as far as the parameter under test
-EXTRA_VALUES = {"createAccount": {"accounttype": "0"}, "createUser": {"account": "acct-b"}}
+EXTRA_VALUES = {"createAccount": {"accounttype": "0"}, "createUser": {"account": "acct-b"},
+                "addUserToProject": {"username": "admin-beta"}}  # a user of B's domain, no member of B's project
 #: column values that make a row written straight through the ORM look like a live resource
 HINTS = {
     "PublicIpAddress": {"state": "Allocated", "allocated": dt.datetime(2024, 1, 1), "vm_id": None},
@@ -225,7 +227,7 @@ def _value_for(column):
 
 
 @pytest.fixture
-def world(admin, app, cloud):
+def world(admin, app, cloud, smtp):
     zone = simulated_zone(cloud)
     alpha = admin("createDomain", name="alpha")["domain"]
     sub = admin("createDomain", name="sub", parentdomainid=alpha["id"])["domain"]
@@ -251,6 +253,7 @@ def world(admin, app, cloud):
         client("createProjectRolePermission", projectid=project, projectroleid=role["id"], rule="list*",
                permission="allow")
     admin("updateConfiguration", name="project.invite.required", value="true")
+    mail_settings(admin, smtp.port)  # email invitations are mailed (to a real SMTP server)
     for key, client in (("a", a), ("b", b)):
         client.wait(client("addAccountToProject", projectid=projects[key]["id"], email=f"{key}@example.com"))
     admin("updateConfiguration", name="project.invite.required", value="false")

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 116f30a3f59e
+Revision ID: 17833e28fb29
 Revises: 
-Create Date: 2026-12-03 13:50:10.228424
+Create Date: 2026-12-03 14:17:20.550560
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '116f30a3f59e'
+revision = '17833e28fb29'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -832,21 +832,26 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('user_marker', sa.Integer(), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('project_role_id', sa.Integer(), nullable=True),
     sa.Column('created', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_project_account_account_id_account')),
     sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_account_project_id_project')),
     sa.ForeignKeyConstraint(['project_role_id'], ['project_role.id'], name=op.f('fk_project_account_project_role_id_project_role')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_project_account_user_id_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_project_account')),
-    sa.UniqueConstraint('project_id', 'account_id', name=op.f('uq_project_account_project_id'))
+    sa.UniqueConstraint('project_id', 'account_id', 'user_marker', name=op.f('uq_project_account_project_id'))
     )
     with op.batch_alter_table('project_account', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_project_account_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_project_account_user_id'), ['user_id'], unique=False)
 
     op.create_table('project_invitation',
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('token', sa.String(length=64), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
@@ -859,6 +864,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_project_invitation_account_id_account')),
     sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_project_invitation_project_id_project')),
     sa.ForeignKeyConstraint(['project_role_id'], ['project_role.id'], name=op.f('fk_project_invitation_project_role_id_project_role')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_project_invitation_user_id_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_project_invitation')),
     sa.UniqueConstraint('uuid', name=op.f('uq_project_invitation_uuid'))
     )
@@ -1341,6 +1347,7 @@ def downgrade() -> None:
 
     op.drop_table('project_invitation')
     with op.batch_alter_table('project_account', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_account_user_id'))
         batch_op.drop_index(batch_op.f('ix_project_account_account_id'))
 
     op.drop_table('project_account')
