@@ -17,7 +17,8 @@ from core.access import can_reach, domain_ids_under
 from core.commands import ADMINS, ALL_ROLES, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, PermissionDenied
 from core.jobs import job_handler
-from core.model import Account, AccountType, Domain, LoginSession, Role, RoleType, User, VirtualMachine
+from core.model import (Account, AccountType, Domain, LoginSession, Project, ProjectAccount, ProjectMemberRole, Role,
+                        RoleType, User, VirtualMachine)
 from core.orchestration import identity, limits
 from core.orchestration import vm as vm_ops
 from core.passwords import hash_password
@@ -335,6 +336,13 @@ def lock_account(ctx, p):
              params={"id": P.uuid("the ID of the account", required=True)})
 def delete_account(ctx, p):
     account = _changeable(ctx, account_param(ctx, p), "delete")
+    managed = ctx.session.scalars(
+        select(Project.name).join(ProjectAccount, ProjectAccount.project_id == Project.id)
+        .where(ProjectAccount.account_id == account.id, ProjectAccount.role == ProjectMemberRole.ADMIN,
+               Project.removed.is_(None)).order_by(Project.name)).all()
+    if managed:  # as CloudStack: its projects would be left without an admin
+        raise InvalidParameterError(f"The account {account.name} manages project(s) {', '.join(managed)} and "
+                                    "can't be removed")
     account.state = "disabled"  # nobody uses it while its resources go
     end_sessions(ctx.session, account)
     return ctx.start_job("account.delete", {"account": account.uuid}, instance=account, instance_type="Account")

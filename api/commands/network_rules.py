@@ -287,8 +287,9 @@ def delete_port_forwarding_rule(ctx, p):
                  "vmguestip": P.string("VM guest nic Secondary ip address for the port forwarding rule",
                                        max_length=64),
                  "fordisplay": P.boolean("an optional field, whether to the display the rule to the end user or not"),
-                 "customid": P.string("an optional field, in case you want to set a custom id to the resource. "
-                                      "Allowed to Root Admins only", max_length=255),
+                 # CloudStack's custom id must be a uuid: it becomes the rule's id, which every command takes
+                 "customid": P.uuid("an optional field, in case you want to set a custom id to the resource. "
+                                    "Allowed to Root Admins only"),
              })
 def update_port_forwarding_rule(ctx, p):
     """Changes where a rule forwards to, in place (same id); the router follows in the job, and

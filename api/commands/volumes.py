@@ -70,6 +70,7 @@ def _size(ctx, offering: DiskOffering, p) -> int:
                  "virtualmachineid": P.uuid("a VM to attach the volume to once it is created"),
                  "account": P.string("the account of the volume (with domainid)"),
                  "domainid": P.uuid("the domain of that account"),
+                 "projectid": P.uuid("the project of the volume (it owns the volume and is charged for it)"),
              })
 def create_volume(ctx, p):
     if "diskofferingid" not in p and "snapshotid" not in p:

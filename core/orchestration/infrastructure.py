@@ -303,7 +303,8 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None =
     there) and gives the source's capacity back. If the driver fails,
     the reservation is released and the VM is Running on the source again.
     Raises 533 when no host can take the VM, 432 when the hypervisor cannot
-    live-migrate, 431 when the VM is not Running. Returns the destination host's uuid.
+    live-migrate, 431 when the VM is not Running or the named host is not Up and Enabled.
+    Returns the destination host's uuid.
     """
     with cloud.db.transaction() as session:
         vm = session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == vm_uuid))
@@ -355,17 +356,23 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None =
 def _reserve_destination(cloud, session: Session, vm: VirtualMachine, source: Host,
                          host_uuid: str | None = None) -> Host:
     """Another host (``host_uuid``, or any) that can run the VM, chosen and reserved by the
-    deployment planner (same hypervisor, reaching the VM's root pool, with room); 533 otherwise."""
+    deployment planner (same hypervisor, reaching the VM's root pool, with room); 533 otherwise,
+    431 when the named host is gone or not Up and Enabled."""
     from . import planner
     from .vm import _thresholds
 
+    required = _host(session, host_uuid) if host_uuid else None  # 431 once removed: never any other host
+    if required is not None and (required.status != HostStatus.UP or required.resource_state != ResourceState.ENABLED):
+        # as CloudStack: a named destination must be connected and not disabled or in maintenance
+        raise InvalidParameterError(f"Cannot migrate VM, destination host is not in correct state, has status: "
+                                    f"{required.status}, state: {required.resource_state}")
     offering = vm.service_offering
     root = next(v for v in vm.volumes if v.volume_type == "ROOT" and v.removed is None)
     request = planner.DeploymentRequest(
         zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed, memory_mb=offering.memory,
         root_size_bytes=root.size, hypervisor=source.hypervisor, host_tag=offering.host_tag,
         avoid_hosts={source.id}, needs_pool=False, existing_pool_id=root.pool_id,
-        required_host_id=session.scalar(select(Host.id).where(Host.uuid == host_uuid)) if host_uuid else None)
+        required_host_id=required.id if required is not None else None)
     try:
         return planner.plan(session, request, _thresholds(cloud, session), cloud.plugins).host
     except InsufficientCapacityError as exc:

@@ -191,7 +191,8 @@ def _hosts(session: Session, clusters: list[Cluster], request: DeploymentRequest
             reasons.append(f"no host with room has the host tag {request.host_tag!r}")
         usable = tagged
     elif not usable:
-        reasons.append(f"no host is Up, enabled and has {request.cpu_count}x{request.cpu_speed} MHz and "
+        reasons.append(_required_host_problem(session, request) or
+                       f"no host is Up, enabled and has {request.cpu_count}x{request.cpu_speed} MHz and "
                        f"{request.memory_mb} MiB free")
     if plugins is not None and usable:
         avoided = plugins.planner_avoid_hosts(request, usable)
@@ -202,6 +203,15 @@ def _hosts(session: Session, clusters: list[Cluster], request: DeploymentRequest
     for host in usable:
         by_cluster.setdefault(host.cluster_id, []).append(host)
     return by_cluster
+
+
+def _required_host_problem(session: Session, request: DeploymentRequest) -> str | None:
+    """Why the host the request names cannot be used when it is not Up and Enabled (the
+    planner leaves such hosts out), so the 533 says so; None otherwise."""
+    host = session.get(Host, request.required_host_id) if request.required_host_id else None
+    if host is None or (host.status == HostStatus.UP and host.resource_state == ResourceState.ENABLED):
+        return None
+    return f"host {host.name} is not Up and Enabled (status {host.status}, resource state {host.resource_state})"
 
 
 def _reserve_host(session: Session, host: Host, cluster: Cluster, request: DeploymentRequest,

@@ -110,6 +110,12 @@ class SimulatorHypervisor(HypervisorDriver):
             else:
                 cur.execute("DELETE FROM sim_fault")
 
+    def _is_up(self, host_url: str) -> bool:
+        """False once the host was taken down (a host never configured is up)."""
+        with self.state.cursor() as cur:
+            row = cur.execute("SELECT up FROM sim_host WHERE url = ?", (host_url,)).fetchone()
+        return row is None or bool(row[0])
+
     def _check(self, host_url: str, action: str) -> None:
         """Apply injected faults for one call of ``action``; raise if the host is down or a failure is due."""
         with self.state.cursor() as cur:
@@ -194,6 +200,8 @@ class SimulatorHypervisor(HypervisorDriver):
     def migrate_vm(self, source: HostRef, destination: HostRef, vm: VmSpec) -> dict:
         key = destination.details["sim_key"]
         self._check(source.details["sim_key"], "migrate")
+        if not self._is_up(key):  # as a real driver failing to reach the destination's hypervisor
+            raise ResourceUnavailableError(f"simulated host {key} is down: cannot migrate {vm.instance_name} to it")
         with self.state.cursor() as cur:
             cur.execute("UPDATE sim_vm SET host_url = ? WHERE name = ?", (key, vm.instance_name))
         return {"console": f"sim://{key}/{vm.instance_name}"}  # as start_vm's, now on the destination

@@ -246,3 +246,20 @@ def test_a_volume_left_mid_operation_by_a_dead_worker_is_settled(cloud, zone, al
     after = alice("listVolumes", id=volume["id"])["volume"][0]
     assert after["state"] == "Allocated" and pool_used(cloud, zone) == 2 * GiB
     assert not [p for p in sim_volumes(cloud) if volume["id"] in p]
+
+
+def test_a_volume_with_projectid_belongs_to_the_project_and_counts_against_it(cloud, zone, alice, admin):
+    """createVolume projectid=<p>: the project owns the volume and is charged for it, not the caller;
+    the project's limits apply (532), and account with projectid is 431."""
+    project = alice.wait(alice("createProject", name="vault"))["project"]
+    volume = alice.wait(alice("createVolume", name="shared", diskofferingid=disk_offering(alice),
+                              zoneid=zone["zone"], projectid=project["id"]))["volume"]
+    assert (volume["projectid"], volume.get("account")) == (project["id"], None)
+    assert [v["id"] for v in alice("listVolumes", projectid=project["id"])["volume"]] == [volume["id"]]
+    assert alice("listProjects", id=project["id"])["project"][0]["volumetotal"] == 1
+    assert alice("listAccounts")["account"][0]["volumetotal"] == 0
+    admin("updateResourceLimit", resourcetype=2, max=1, projectid=project["id"])
+    fails(532, alice, "createVolume", diskofferingid=disk_offering(alice), zoneid=zone["zone"], projectid=project["id"])
+    assert "projectid" in fails(431, alice, "createVolume", diskofferingid=disk_offering(alice), zoneid=zone["zone"],
+                                projectid=project["id"], account="alice",
+                                domainid=admin("listDomains")["domain"][0]["id"])["errortext"]

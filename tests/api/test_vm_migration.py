@@ -90,3 +90,48 @@ def test_only_a_running_vm_and_only_by_the_root_admin(admin, tenant, vm, zone):
     with pytest.raises(ApiError) as err:
         admin("migrateVirtualMachine", virtualmachineid=vm["id"], hostid=zone["hosts"][1])
     assert err.value.status == 431 and "Stopped, not Running" in err.value.body["errortext"]
+
+
+def _set_host(cloud, host_uuid: str, **columns) -> None:
+    from core.model import Host
+
+    with cloud.db.transaction() as session:
+        session.execute(sa.update(Host).where(Host.uuid == host_uuid).values(**columns))
+
+
+@pytest.mark.parametrize("columns", [
+    {"status": "Alert"}, {"status": "Down"}, {"status": "Disconnected"},
+    {"resource_state": "Maintenance"}, {"resource_state": "PrepareForMaintenance"}, {"resource_state": "Disabled"},
+])
+def test_a_named_destination_that_is_not_up_and_enabled_is_refused(cloud, admin, vm, zone, columns):
+    """As CloudStack: 431 "destination host is not in correct state"; the VM stays where it is."""
+    source = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"]
+    target = next(h for h in zone["hosts"] if h != source)
+    before = capacity_used(cloud)
+    _set_host(cloud, target, **columns)
+    with pytest.raises(ApiError) as err:
+        admin.wait(admin("migrateVirtualMachine", virtualmachineid=vm["id"], hostid=target))
+    assert err.value.status == 431 and "not in correct state" in err.value.body["errortext"], err.value.body
+    assert next(iter(columns.values())) in err.value.body["errortext"]
+    listed = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]
+    assert (listed["state"], listed["hostid"]) == ("Running", source)
+    assert capacity_used(cloud) == before
+
+
+def test_the_planner_never_picks_a_host_that_is_not_up(cloud, admin, vm, zone):
+    """No hostid: the only other host is in Alert, so nothing can take the VM (533)."""
+    source = admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"]
+    _set_host(cloud, next(h for h in zone["hosts"] if h != source), status="Alert")
+    with pytest.raises(ApiError) as err:
+        admin.wait(admin("migrateVirtualMachine", virtualmachineid=vm["id"]))
+    assert err.value.status == 533, err.value.body
+    assert admin("listVirtualMachines", id=vm["id"])["virtualmachine"][0]["hostid"] == source
+
+
+def test_a_start_on_a_named_host_that_is_down_says_why(cloud, admin, tenant, vm, zone):
+    """startVirtualMachine hostid=<a Down host>: 533 naming the host's state, not a bare "no host"."""
+    tenant.wait(tenant("stopVirtualMachine", id=vm["id"]))
+    _set_host(cloud, zone["hosts"][0], status="Down")
+    with pytest.raises(ApiError) as err:
+        admin.wait(admin("startVirtualMachine", id=vm["id"], hostid=zone["hosts"][0]))
+    assert err.value.status == 533 and "status Down" in err.value.body["errortext"], err.value.body
