@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.views.storage import ISO_FIELDS, iso_rows
 from core.access import can_reach
-from core.commands import ALL_ROLES, SUCCESS, P, Uuid, api_command
+from core.commands import ALL_ROLES, SUCCESS, P, Uuid, api_command, escape_like
 from core.errors import PermissionDenied
 from core.jobs import job_handler
 from core.model import OsType, Template, Zone
@@ -48,6 +48,7 @@ ISO_HYPERVISOR = "None"
                  "checksum": P.string("the checksum: {md5}..., {sha256}... or a bare MD5"),
                  "account": P.string("the account owning the ISO (with domainid)"),
                  "domainid": P.uuid("the domain of that account"),
+                 "projectid": P.uuid("the project owning the ISO"),
              })
 def register_iso(ctx, p):
     url = p["url"].strip()
@@ -111,7 +112,7 @@ def list_isos(ctx, p):
     if "ispublic" in p:
         query = query.where(Template.is_public.is_(p["ispublic"]))
     if "keyword" in p:
-        query = query.where(Template.name.ilike(f"%{p['keyword']}%"))
+        query = query.where(Template.name.ilike(f"%{escape_like(p['keyword'])}%", escape="\\"))
     zone_id = ctx.get(Zone, p["zoneid"], "zoneid", check_owner=False).id if "zoneid" in p else None
     ready_only = p.get("isready", kind in READY_ONLY)
     rows = [row for iso in ctx.session.scalars(query.order_by(Template.id)).all()

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from api.views.compute import TEMPLATE_FIELDS, template_rows
 from api.views.storage import EXTRACT_FIELDS, extract_view
-from core.access import can_reach
+from core.access import can_reach, resource_owner
 from core.commands import ALL_ROLES, P, api_command
 from core.errors import PermissionDenied, UnsupportedError
 from core.jobs import job_handler
-from core.model import Account, OsType, Snapshot, SnapshotState, Template, TemplateStoreRef, Volume, Zone
+from core.model import OsType, Snapshot, SnapshotState, Template, TemplateStoreRef, Volume, Zone
 from core.orchestration import limits
 from core.orchestration import snapshots as snapshot_ops
 from core.orchestration import template_transfer as transfer_ops
@@ -51,6 +51,7 @@ def _reachable(ctx, template: Template, what: str) -> None:
                  "requireshvm": P.boolean("true if the template requires HVM"),
                  "bits": P.integer("32 or 64 bits"),
                  "isdynamicallyscalable": P.boolean("true if the template has tools for live scaling"),
+                 "projectid": P.uuid("the project owning the template (it is charged for it)"),
              })
 def create_template(ctx, p):
     if ("snapshotid" in p) == ("volumeid" in p):
@@ -74,7 +75,7 @@ def create_template(ctx, p):
     source = ctx.session.get(Template, volume.template_id) if volume.template_id else None
     hypervisor = hypervisor or (volume.pool.hypervisor if volume.pool else None) or \
         (source.hypervisor if source else None) or "Any"
-    owner = ctx.session.get(Account, ctx.caller.account_id)
+    owner = resource_owner(ctx.session, ctx.caller, project_uuid=p.get("projectid"))
     limits.reserve(ctx.session, owner, limits.ResourceType.TEMPLATE, 1)  # 532 past the owner's limit
     limits.check_room(ctx.session, owner, limits.ResourceType.SECONDARY_STORAGE)
     template = Template(

@@ -148,6 +148,8 @@ def visible_by_filter(ctx, kind: str):
     mine = Template.account_id == caller.account_id
     if caller.is_domain_admin:
         mine = Template.domain_id.in_(domain_ids_under(ctx.session, caller.domain_path))
+    if "projectid" in ctx.params:  # "self" in a project: the project's own (-1: every project's of the caller)
+        mine = ctx.owner_filter(Template)
     return {
         "featured": Template.is_featured.is_(True),
         "community": Template.is_public.is_(True) & Template.is_featured.is_(False),

@@ -278,3 +278,15 @@ def test_snapshot_tags_are_shown_and_filter_the_list(cloud, alice, running, admi
     alice.wait(alice("deleteSnapshot", id=tagged["id"]))
     assert alice("listTags", resourcetype="Snapshot") == {}, "its tags went with it"
     assert plain["id"] in {s["id"] for s in alice("listSnapshots")["snapshot"]}
+
+
+def test_create_template_with_projectid_charges_the_project(cloud, alice, running):
+    project = alice.wait(alice("createProject", name="imaging"))["project"]
+    os_type = alice("listOsTypes")["ostype"][0]["id"]
+    taken = snap(alice, running[1]["id"])
+    made = alice.wait(alice("createTemplate", name="team-image", ostypeid=os_type, snapshotid=taken["id"],
+                            projectid=project["id"]))["template"]
+    assert made["projectid"] == project["id"]
+    assert alice("listProjects", id=project["id"])["project"][0]["templatetotal"] == 1
+    assert "template" not in alice("listTemplates", templatefilter="self"), "charged to the caller's account"
+    assert alice("listTemplates", templatefilter="self", projectid=project["id"])["template"][0]["id"] == made["id"]

@@ -106,3 +106,18 @@ def test_extract_refusals(cloud, zone, alice, admin):
     fails(432, admin, "extractTemplate", id=zone["template"], mode="FTP_UPLOAD")
     assert "mode" in fails(431, admin, "extractTemplate", id=zone["template"], mode="SCP")["errortext"]
     fails(531, alice, "extractTemplate", id=zone["template"], mode="HTTP_DOWNLOAD")
+
+
+def test_register_iso_with_projectid_makes_the_project_own_it(cloud, zone, alice):
+    project = alice.wait(alice("createProject", name="rescue-team"))["project"]
+    iso = alice("registerIso", name="team-rescue", url="http://example.invalid/team.iso", zoneid=zone["zone"],
+                projectid=project["id"])["iso"][0]
+    assert iso["projectid"] == project["id"]
+    assert alice("listIsos", isofilter="self", projectid=project["id"])["iso"][0]["id"] == iso["id"]
+    assert "iso" not in alice("listIsos", isofilter="self"), "the caller's own account got the project's ISO"
+
+
+def test_list_isos_keyword_matches_percent_and_underscore_literally(zone, alice):
+    for name in ("a%b", "axb"):
+        alice("registerIso", name=name, url="http://example.invalid/x.iso", zoneid=zone["zone"])
+    assert [iso["name"] for iso in alice("listIsos", isofilter="self", keyword="a%b")["iso"]] == ["a%b"]
