@@ -174,21 +174,23 @@ def _describe(resource) -> str:
     return f"{type(resource).__name__} {getattr(resource, 'uuid', '')}".strip()
 
 
-def owner_filter(session: Session, caller: Caller, model, params: dict):
+def owner_filter(session: Session, caller: Caller, model, params: dict, command: str = ""):
     """The WHERE clause a list command applies: CloudStack's listall/account/domainid/isrecursive/
     projectid rules.
 
     Without ``listall`` (and without ``account``/``domainid``) every caller sees only its own
     account's resources, as CloudStack does. ``projectid`` lists that project's resources
     (the caller must reach the project), ``projectid=-1`` those of every project the caller is a
-    member of (admins: every project they reach); without it no project's resources are listed.
+    member of (admins: every project they reach), less those whose project role denies the
+    caller ``command`` (named alone, each would answer 531); without it no project's resources
+    are listed.
     """
     account_col, domain_col = model.account_id, model.domain_id
     if params.get("projectid"):
         if params.get("account"):
             raise InvalidParameterError("account and projectid cannot be given together")
         if params["projectid"] == ALL_PROJECTS:
-            return account_col.in_(_project_accounts(session, caller, params))
+            return account_col.in_(_project_accounts(session, caller, params, command))
         return account_col == find_project(session, caller, params["projectid"]).project_account_id
     outside_projects = or_(account_col.is_(None), account_col.not_in(
         select(Account.id).where(Account.account_type == AccountType.PROJECT).scalar_subquery()))
@@ -217,10 +219,12 @@ def owner_filter(session: Session, caller: Caller, model, params: dict):
     return account_col == caller.account_id
 
 
-def _project_accounts(session: Session, caller: Caller, params: dict):
+def _project_accounts(session: Session, caller: Caller, params: dict, command: str = ""):
     """The accounts of the projects ``projectid=-1`` lists (CloudStack's rules): a user's are the
-    projects it is a member of; an admin's every project it reaches (``domainid``/``isrecursive``
-    narrow them to a domain)."""
+    projects it is a member of, less those whose project role denies it ``command``; an admin's
+    every project it reaches (``domainid``/``isrecursive`` narrow them to a domain)."""
+    from . import roles
+
     query = select(Project.project_account_id).where(Project.removed.is_(None))
     member_of = Project.id.in_(select(ProjectAccount.project_id).where(memberships_of(caller)))
     if caller.is_root_admin or caller.is_domain_admin:
@@ -231,6 +235,9 @@ def _project_accounts(session: Session, caller: Caller, params: dict):
         elif caller.is_domain_admin:
             query = query.where(or_(Project.domain_id.in_(domain_ids_under(session, caller.domain_path)), member_of))
         return query.scalar_subquery()
+    denied = roles.projects_denying(session, caller, command)
+    if denied:
+        query = query.where(Project.id.not_in(denied))
     return query.where(member_of).scalar_subquery()
 
 
@@ -262,6 +269,9 @@ SECURITY_KEYS = [
 ]
 
 
+#: the longest ``project.invite.timeout`` (100 years): "never" in practice, and a date it can be subtracted from
+INVITE_TIMEOUT_MAX = 100 * 365 * 86400
+
 #: the settings of project membership
 PROJECT_KEYS = [
     ConfigKey("project.invite.required", "Project Defaults", "false",
@@ -269,7 +279,7 @@ PROJECT_KEYS = [
               "Boolean"),
     ConfigKey("project.invite.timeout", "Project Defaults", "86400",
               "Invitation expiration time (in seconds). Default is 1 day - 86400 seconds", "Integer",
-              minimum=1),
+              minimum=1, maximum=INVITE_TIMEOUT_MAX),
     # the mail server email invitations are sent through (CloudStack's names and defaults; unset = "")
     ConfigKey("project.email.sender", "Project Defaults", "",
               "Sender of project invitation email (will be in the From header of the email)"),

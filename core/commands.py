@@ -418,7 +418,7 @@ class CommandContext:
         from .access import owner_filter
 
         params = {**self.params, "listall": True} if by_id else self.params
-        return owner_filter(self.session, self.caller, model, params)
+        return owner_filter(self.session, self.caller, model, params, self.command.name)
 
     # -- changes -------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -81,6 +82,17 @@ def _make_engine(url: str) -> Engine:
     if url.startswith(("mysql", "mariadb")):
         return create_engine(url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED")
     return create_engine(url, pool_pre_ping=True)
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Did ``exc`` break a unique key (not a foreign key or NOT NULL)? SQLSTATE 23505 on
+    PostgreSQL, error 1062 on MariaDB, SQLite says so in its message."""
+    orig = exc.orig
+    if getattr(orig, "pgcode", None):
+        return orig.pgcode == "23505"
+    if type(orig).__module__.startswith("pymysql"):
+        return bool(orig.args) and orig.args[0] == 1062
+    return "UNIQUE constraint failed" in str(orig)
 
 
 def after_commit(session: Session, callback) -> None:

@@ -140,27 +140,46 @@ def project_role_allows(session: Session, project_role_id: int, command_name: st
     return True
 
 
+def _restricted_memberships(caller):
+    """The caller's memberships a project role may restrict: Regular ones with a project role (None:
+    admins are never restricted)."""
+    if caller is None or caller.is_root_admin or caller.is_domain_admin:
+        return None
+    from .access import memberships_of  # access imports this module lazily, never at its top
+
+    return select(ProjectAccount.project_id, ProjectAccount.project_role_id).join(
+        Project, Project.id == ProjectAccount.project_id).where(
+        memberships_of(caller), Project.removed.is_(None), ProjectAccount.role == ProjectMemberRole.REGULAR,
+        ProjectAccount.project_role_id.is_not(None))
+
+
+def projects_denying(session: Session, caller, command_name: str) -> list[int]:
+    """Ids of the projects whose project role denies ``caller`` ``command_name`` (what a list with
+    ``projectid=-1`` leaves out, as it would answer 531 for each of them named alone)."""
+    query = _restricted_memberships(caller)
+    if query is None or not command_name:
+        return []
+    rows = session.execute(query).all()
+    allowed = {role_id: project_role_allows(session, role_id, command_name) for role_id in {r[1] for r in rows}}
+    return [project_id for project_id, role_id in rows if not allowed[role_id]]
+
+
 def check_project_role(session: Session, caller, command_name: str, *, project_account_id: int | None = None,
                        project_uuid: str | None = None) -> None:
     """531 when ``caller`` is a Regular member of the project (named by its account or its uuid)
     whose project role denies ``command_name``; a user member's own membership counts, not another
     user's of its account. Callers that are no member are left to the ownership rules."""
-    if caller is None or caller.is_root_admin or caller.is_domain_admin or not command_name:
+    query = _restricted_memberships(caller)
+    if query is None or not command_name:
         return
-    from .access import memberships_of  # access imports this module lazily, never at its top
-
-    query = select(ProjectAccount.role, ProjectAccount.project_role_id).join(
-        Project, Project.id == ProjectAccount.project_id).where(memberships_of(caller), Project.removed.is_(None))
     if project_account_id is not None:
         query = query.where(Project.project_account_id == project_account_id)
     else:
         query = query.where(Project.uuid == project_uuid)
     member = session.execute(query).first()
-    if member is None or member.role == ProjectMemberRole.ADMIN or member.project_role_id is None:
-        return
-    if not project_role_allows(session, member.project_role_id, command_name):
+    if member is not None and not project_role_allows(session, member.project_role_id, command_name):
         raise PermissionDenied(f"The API {command_name} is denied for the user's/account's project role.")
 
 
-__all__ = ["seed", "check_project_role", "project_role_allows", "checker_for", "may_call", "validate_rule", "default_role", "role_for_account_type",
+__all__ = ["seed", "check_project_role", "project_role_allows", "projects_denying", "checker_for", "may_call", "validate_rule", "default_role", "role_for_account_type",
            "Checker", "DEFAULT_ROLES", "ALLOW", "DENY"]

@@ -21,7 +21,7 @@ from api.views.identity import (
 )
 from core import roles
 from core.access import find_project
-from core.commands import ALL_ROLES, SUCCESS, P, api_command
+from core.commands import ALL_ROLES, PAGING_PARAMS, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, PermissionDenied
 from core.model import Project, ProjectAccount, ProjectRole, ProjectRolePermission
 
@@ -77,8 +77,7 @@ def create_project_role(ctx, p):
                  "projectroleid": P.uuid("list the project role with this ID"),
                  "name": P.string("list project roles by name"),
                  "keyword": P.string("list by keyword (matches the name)"),
-                 "page": P.integer("the page to return, from 1", minimum=1),
-                 "pagesize": P.integer("the number of items per page", minimum=1),
+                 **PAGING_PARAMS,
              })
 def list_project_roles(ctx, p):
     """Lists a project's roles (for its members and admins)."""

@@ -37,8 +37,8 @@ from api.views.identity import (
     project_view,
 )
 from core import roles
-from core.access import can_reach, domain_ids_under, find_project, memberships_of
-from core.commands import ALL_ROLES, SUCCESS, P, api_command
+from core.access import INVITE_TIMEOUT_MAX, can_reach, domain_ids_under, find_project, memberships_of
+from core.commands import ALL_ROLES, PAGING_PARAMS, SUCCESS, P, api_command
 from core.errors import InvalidParameterError, PermissionDenied, ResourceInUseError, ResourceUnavailableError
 from core.jobs import job_handler
 from core.model import (
@@ -117,7 +117,7 @@ def create_project(ctx, p):
         raise invalid(ctx, "name", f"A project named {name} already exists in domain {domain.name}")
     limits.reserve(ctx.session, owner, limits.ResourceType.PROJECT, 1)  # 532 past max.account.projects
     project_uuid = new_uuid()
-    account = Account(name=f"PrjAcct-{name}-{project_uuid[:8]}", account_type=AccountType.PROJECT,
+    account = Account(name=project_account_name(name, project_uuid), account_type=AccountType.PROJECT,
                       domain_id=domain.id, role_id=roles.default_role(ctx.session, "User").id)
     ctx.session.add(account)
     ctx.session.flush()
@@ -129,6 +129,13 @@ def create_project(ctx, p):
     ctx.session.add(ProjectAccount(project_id=project.id, account_id=owner.id, role=ProjectMemberRole.ADMIN))
     ctx.event("PROJECT.CREATE", f"Created project {name}", project, account_id=owner.id, domain_id=domain.id)
     return ctx.start_job("project.activate", {"project": project.uuid}, instance=project, instance_type="Project")
+
+
+def project_account_name(name: str, project_uuid: str) -> str:
+    """The name of a project's own account, "PrjAcct-<name>-<uuid8>": the uuid part keeps it unique,
+    so the name part is cut to keep the whole within the 255 characters of ``Account.name``."""
+    suffix = f"-{project_uuid[:8]}"
+    return f"PrjAcct-{name}"[:255 - len(suffix)] + suffix
 
 
 @job_handler("project.activate")
@@ -190,30 +197,43 @@ def list_projects(ctx, p):
                  "name": P.string("the new name of the project"),
                  "account": P.string("the member to make the project's owner (or, with swapowner=false, to give "
                                      "roletype)"),
-                 "roletype": P.string("with account and swapowner=false: the member's new role, Admin or Regular"),
-                 "swapowner": P.boolean("with account: the other admins become Regular members (default true)"),
+                 "userid": P.uuid("the user member to make the project's owner (or, with swapowner=false, to give "
+                                  "roletype)"),
+                 "roletype": P.string("with account or userid and swapowner=false: the member's new role, Admin or "
+                                      "Regular"),
+                 "swapowner": P.boolean("with account or userid: the other admins become Regular members (default "
+                                        "true)"),
              })
 def update_project(ctx, p):
-    """Renames a project, changes its display text, its owner, or a member's role (project admins
-    and admins)."""
+    """Renames a project, changes its display text, its owner, or a member's role (an account's with
+    ``account``, a user member's with ``userid``; project admins and admins)."""
     project = find_project(ctx.session, ctx.caller, p["id"], admin=True, param="id")
     if "name" in p and p["name"].strip() != project.name and ctx.session.scalar(select(Project.id).where(
             Project.name == p["name"].strip(), Project.domain_id == project.domain_id, Project.removed.is_(None))):
         raise invalid(ctx, "name", f"A project named {p['name']} already exists in the domain")
-    owner, swap, role = None, p.get("swapowner", True), ProjectMemberRole.ADMIN
+    if "account" in p and "userid" in p:
+        raise InvalidParameterError("Account name and User ID are mutually exclusive. Provide either Account name "
+                                    "to update Account or user ID to update the user of the project")
+    member, swap, role = None, p.get("swapowner", True), ProjectMemberRole.ADMIN
     if "account" in p:
         owner = _member_account(ctx, project, p["account"], None)
         member = _membership(ctx.session, project, owner)
         if member is None:
             raise invalid(ctx, "account", f"Account {owner.name} doesn't belong to the project. Add it to the "
                                           f"project first and then change the project's ownership")
-        if not swap:
-            role = choice(ctx, "roletype", p.get("roletype") or "", ProjectMemberRole.ALL)
-            if role != ProjectMemberRole.ADMIN and _admins(ctx.session, project) == [owner.id]:
-                raise invalid(ctx, "roletype", "Cannot demote the only admin of the project")
+    elif "userid" in p:
+        user = _project_user(ctx, project, user_uuid=p["userid"])
+        member = _user_membership(ctx.session, project, user)
+        if member is None:
+            raise invalid(ctx, "userid", f"User {user.username} doesn't belong to the project. Add it to the "
+                                         f"project first and then change the project's ownership")
+    if member is not None and not swap:
+        role = choice(ctx, "roletype", p.get("roletype") or "", ProjectMemberRole.ALL)
+        if role != ProjectMemberRole.ADMIN and _admin_rows(ctx.session, project) == [member.id]:
+            raise invalid(ctx, "roletype", "Cannot demote the only admin of the project")
     return ctx.start_job("project.update", {
         "project": project.uuid, "name": (p.get("name") or "").strip() or None, "displaytext": p.get("displaytext"),
-        "owner": owner.uuid if owner else None, "swapowner": swap, "role": role},
+        "member": member.id if member else None, "swapowner": swap, "role": role},
         instance=project, instance_type="Project")
 
 
@@ -227,15 +247,14 @@ def update_job(ctx):
             project.name = ctx.params["name"]
         if ctx.params["displaytext"] is not None:
             project.display_text = ctx.params["displaytext"]
-        if ctx.params["owner"]:
-            owner = session.scalar(select(Account).where(Account.uuid == ctx.params["owner"]))
-            member = _membership(session, project, owner)
-            if member is None:
-                raise InvalidParameterError(f"Account {owner.name} doesn't belong to the project any more")
+        if ctx.params["member"]:
+            member = session.get(ProjectAccount, ctx.params["member"])
+            if member is None or member.project_id != project.id:
+                raise InvalidParameterError("The member doesn't belong to the project any more")
             if ctx.params["swapowner"]:
                 for other in session.scalars(select(ProjectAccount).where(
                         ProjectAccount.project_id == project.id, ProjectAccount.role == ProjectMemberRole.ADMIN,
-                        ProjectAccount.account_id != owner.id)):
+                        ProjectAccount.id != member.id)):
                     set_role(session, other, ProjectMemberRole.REGULAR)
             set_role(session, member, ctx.params.get("role") or ProjectMemberRole.ADMIN)
         session.flush()
@@ -383,6 +402,12 @@ def delete_account_from_project(ctx, p):
                          instance=project, instance_type="Project")
 
 
+def _admin_rows(session, project: Project) -> list[int]:
+    """Ids of the project's Admin memberships (accounts' and users')."""
+    return list(session.scalars(select(ProjectAccount.id).where(ProjectAccount.project_id == project.id,
+                                                                ProjectAccount.role == ProjectMemberRole.ADMIN)))
+
+
 def _admins(session, project: Project) -> list[int]:
     return list(session.scalars(select(ProjectAccount.account_id).where(ProjectAccount.project_id == project.id,
                                                                         ProjectAccount.role == ProjectMemberRole.ADMIN)))
@@ -519,8 +544,7 @@ def remove_user_job(ctx):
                  "account": P.string("list only this member (and the members that are users of it)"),
                  "userid": P.uuid("list only this user member"),
                  "role": P.string("list only members of this role: Admin or Regular"),
-                 "page": P.integer("the page to return, from 1", minimum=1),
-                 "pagesize": P.integer("the number of items per page", minimum=1),
+                 **PAGING_PARAMS,
              })
 def list_project_accounts(ctx, p):
     """Lists a project's members (for its members and admins)."""
@@ -544,7 +568,8 @@ def list_project_accounts(ctx, p):
 def expire_invitations(ctx) -> None:
     """Mark the pending invitations older than ``project.invite.timeout`` seconds Expired (what
     CloudStack's periodic clean-up does; here whenever invitations are read or answered)."""
-    timeout = ctx.cloud.config.get(ctx.session, "project.invite.timeout")
+    # capped: a value stored before the key had its maximum must not overflow the date arithmetic
+    timeout = min(ctx.cloud.config.get(ctx.session, "project.invite.timeout"), INVITE_TIMEOUT_MAX)
     cutoff = utcnow() - dt.timedelta(seconds=timeout)
     ctx.session.execute(update(ProjectInvitation).where(
         ProjectInvitation.state == InvitationState.PENDING, ProjectInvitation.created < cutoff)
@@ -674,18 +699,30 @@ def list_project_invitations(ctx, p):
 @api_command("updateProjectInvitation", response="success", is_async=True, roles=ALL_ROLES, since="3.0.0", params={
     "projectid": P.uuid("ID of the project to join", required=True),
     "account": P.string("account that is joining the project (default: the caller's)"),
+    "userid": P.uuid("the user whose invitation is answered (default: the caller)"),
     "token": P.string("the token of an invitation sent by email"),
     "accept": P.boolean("if true, accept the invitation, decline if false. True by default"),
 })
 def update_project_invitation(ctx, p):
-    """Accepts or declines an invitation to a project: the account's own, or one sent by email
-    (``token``); accepting makes the account a member with the invitation's role."""
+    """Accepts or declines an invitation to a project: the account's own, a user's (``userid``), or
+    one sent by email (``token``); accepting makes the account (the user) a member with the
+    invitation's role."""
     expire_invitations(ctx)
     caller = ctx.caller
     project = ctx.session.scalar(select(Project).where(Project.uuid == p["projectid"], Project.removed.is_(None)))
     if project is None:
         raise invalid(ctx, "projectid", f"Unable to find the project id={p['projectid']}")
-    if p.get("account"):
+    if p.get("account") and "userid" in p:
+        raise InvalidParameterError("account and userid cannot be given together")
+    user = None
+    if "userid" in p:  # that user's invitation: the user itself, or an admin reaching its account
+        user = _project_user(ctx, project, user_uuid=p["userid"])
+        if user.id != caller.user_id and not (
+                (caller.is_root_admin or caller.is_domain_admin)
+                and can_reach(ctx.session, caller, user.account_id, user.account.domain_id)):
+            raise PermissionDenied(f"User {caller.username} may not answer invitations of user {user.username}")
+        account = user.account
+    elif p.get("account"):
         if not (caller.is_root_admin or caller.is_domain_admin) and not (
                 p["account"].strip() == caller.account_name and project.domain_id == caller.domain_id):
             raise PermissionDenied(f"Account {caller.account_name} may only answer its own invitations")
@@ -697,6 +734,8 @@ def update_project_invitation(ctx, p):
     query = select(ProjectInvitation).where(ProjectInvitation.project_id == project.id)
     if p.get("token"):
         query = query.where(ProjectInvitation.token == p["token"].strip())
+    elif user is not None:
+        query = query.where(ProjectInvitation.user_id == user.id)
     elif p.get("account"):
         query = query.where(ProjectInvitation.account_id == account.id, ProjectInvitation.user_id.is_(None))
     else:  # the caller's account's, or its own user's

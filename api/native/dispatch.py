@@ -7,13 +7,15 @@ In order, as CloudStack's ApiServlet and ApiServer:
 3. any other request is authenticated (``auth``): 401 when it cannot be; then the
    account's API rate (``throttle``, CloudStack's api.throttling.*): 429 beyond it;
 4. the command must exist and the caller's role must allow it (``core.roles``: the
-   role's rules, else the command's ``roles``); otherwise 432 ``errorresponse``,
-   CloudStack's answer for a command that does not exist or is not available to the
-   account (no difference is shown between the two);
+   role's rules, else the command's ``roles``); otherwise 432 with CloudStack's text for a
+   command that does not exist or is not available to the account (the same text for
+   both; as CloudStack, the envelope is ``errorresponse`` only for a command that does not
+   exist, ``<command>response`` for every error of a command that does);
 5. no parameter value may hold an ASCII control character (431, as CloudStack);
 6. ``command.validate`` types the parameters (431 naming the parameter);
 7. the handler runs, and its envelope is built, inside one ``cloud.db.transaction()``:
-   whatever it raises rolls the whole change back.
+   whatever it raises rolls the whole change back. A unique key taken by a concurrent
+   request in the meantime runs the command once more, so its own checks answer (431).
 
 A ``StratoError`` becomes its own error envelope; any other exception is logged
 with its stack trace and answered as 530 with a message that reveals nothing.
@@ -26,10 +28,12 @@ import time
 from typing import Any
 
 import flask
+from sqlalchemy.exc import IntegrityError
 
 from core import roles
 from core.access import Caller
-from core.commands import ApiCommand, CommandContext
+from core.commands import ALL_PROJECTS, ApiCommand, CommandContext
+from core.db import is_unique_violation
 from core.errors import InternalError, InvalidParameterError, MethodNotAllowed, StratoError, UnsupportedError
 from core.model import LoginSession
 
@@ -113,10 +117,24 @@ class Dispatcher:
     def _run(self, request: ApiRequest, command: ApiCommand, caller: Caller | None,
              login_session: LoginSession | None) -> envelope.Reply:
         params = command.validate(request.command_params())
+        try:
+            return self._run_once(request, command, caller, login_session, params)
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            # A unique key a concurrent request took between this one's checks and its insert (the
+            # checks could not see that uncommitted row): run once more, and the command's own
+            # checks answer as they do for a sequential duplicate (431 naming what is taken).
+            log.info("%s hit a unique key taken concurrently; running it again", command.name)
+            return self._run_once(request, command, caller, login_session, params)
+
+    def _run_once(self, request: ApiRequest, command: ApiCommand, caller: Caller | None,
+                  login_session: LoginSession | None, params: dict[str, Any]) -> envelope.Reply:
         with self.cloud.db.transaction() as session:
             ctx = RequestContext(self.cloud, session, caller, command, params, commands=self.commands,
                                  login_session=login_session, http_method=request.method)
-            if params.get("projectid") and caller is not None:  # acting in a project: its project role
+            # Acting in a project: its project role (-1, every project: owner_filter leaves out the denying ones).
+            if params.get("projectid") not in (None, "", ALL_PROJECTS) and caller is not None:
                 roles.check_project_role(session, caller, command.name, project_uuid=str(params["projectid"]))
             value = command.handler(ctx, params)
             # Built before the commit: a result that cannot be serialised rolls the change back.

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from core.model import VmSnapshot
 
 from .common import OWNER_FIELDS, compact, cs_date, owner_fields
+from .identity import tag_list
 
 VM_SNAPSHOT_FIELDS = {
     "id": "the ID of the vm snapshot", "name": "the name of the vm snapshot",
@@ -31,6 +32,6 @@ def vm_snapshot_view(session: Session, snapshot: VmSnapshot) -> dict:
         "virtualmachineid": vm.uuid, "virtualmachinename": vm.name,
         "parent": parent.uuid if parent is not None else None,
         "parentName": parent.display_name if parent is not None else None,
-        "hypervisor": vm.hypervisor or vm.template.hypervisor, "tags": [],
+        "hypervisor": vm.hypervisor or vm.template.hypervisor, "tags": tag_list(session, "VMSnapshot", snapshot.id),
         **owner_fields(session, snapshot.account_id, snapshot.domain_id),
     })

@@ -12,11 +12,14 @@ Other resource families register the cleaner of what they create:
 
     identity.register_cleaner("volumes", delete_volumes_of, before="templates")
 
-where ``delete_volumes_of(cloud, account_id)`` removes every live resource of that kind.
+where ``delete_volumes_of(cloud, account_id)`` removes every live resource of that kind, and
+add the module to ``CLEANER_MODULES``: every deletion imports those first, so the cleaners
+and their order never depend on what the process happened to import.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Callable
 
@@ -46,20 +49,45 @@ log = logging.getLogger(__name__)
 hookimpl = pluggy.HookimplMarker("strato")
 
 Cleaner = Callable[[object, int], None]
-_CLEANERS: list[tuple[str, Cleaner]] = []
+#: (name, cleaner, the cleaner it must run before) in registration order
+_CLEANERS: list[tuple[str, Cleaner, str | None]] = []
+#: the modules that register cleaners when imported: loaded before any deletion, so what is
+#: cleaned never depends on which modules the process happened to import (add yours here)
+CLEANER_MODULES = ("core.orchestration.volumes", "core.orchestration.snapshots",
+                   "core.orchestration.vm_snapshots", "core.orchestration.networking")
 
 
 def register_cleaner(name: str, cleaner: Cleaner, *, before: str | None = None) -> None:
     """Add ``cleaner(cloud, account_id)`` to what ``delete_account`` runs (once per name),
-    at the end or before the cleaner called ``before``."""
-    if any(existing == name for existing, _ in _CLEANERS):
-        return
-    index = next((i for i, (existing, _) in enumerate(_CLEANERS) if existing == before), len(_CLEANERS))
-    _CLEANERS.insert(index, (name, cleaner))
+    at the end or before the cleaner called ``before`` (whichever was registered first)."""
+    if not any(existing == name for existing, _, _ in _CLEANERS):
+        _CLEANERS.append((name, cleaner, before))
+
+
+def _ordered() -> list[tuple[str, Cleaner]]:
+    """The cleaners in running order: each right before its ``before`` (a ``before`` that is not
+    registered: at the end), the others in registration order; independent of import order."""
+    for module in CLEANER_MODULES:
+        importlib.import_module(module)
+    modules = (__name__, *CLEANER_MODULES)  # as if imported in this order, whatever the process did
+    entries = sorted(_CLEANERS, key=lambda entry: modules.index(entry[1].__module__)
+                     if entry[1].__module__ in modules else len(modules))
+    order = [(name, cleaner) for name, cleaner, before in entries if before is None]
+    waiting = [entry for entry in entries if entry[2] is not None]
+    while waiting:
+        names = [name for name, _ in order]
+        placed = [entry for entry in waiting if entry[2] in names]
+        if not placed:  # their ``before`` does not exist: at the end
+            order += [(name, cleaner) for name, cleaner, _ in waiting]
+            break
+        for name, cleaner, before in placed:
+            order.insert([n for n, _ in order].index(before), (name, cleaner))
+        waiting = [entry for entry in waiting if entry not in placed]
+    return order
 
 
 def cleaners() -> list[str]:
-    return [name for name, _ in _CLEANERS]
+    return [name for name, _ in _ordered()]
 
 
 def _destroy_vms(cloud, account_id: int) -> None:
@@ -95,7 +123,7 @@ def delete_account(cloud, account_uuid: str) -> None:
         if account.removed is not None:
             return
         account_id = account.id
-    for name, cleaner in list(_CLEANERS):
+    for name, cleaner in _ordered():
         log.info("deleting account %s: %s", account_uuid, name)
         cleaner(cloud, account_id)
     with cloud.db.transaction() as session:
@@ -142,7 +170,7 @@ def delete_project(cloud, project_uuid: str) -> None:
         if project is None or project.removed is not None:
             return
         account_id = project.project_account_id
-    for name, cleaner in list(_CLEANERS):
+    for name, cleaner in _ordered():
         cleaner(cloud, account_id)
     with cloud.db.transaction() as session:
         project = session.scalar(select(Project).where(Project.uuid == project_uuid))
@@ -213,7 +241,7 @@ class TagCleanup:
 
     REMOVALS = {"VM.EXPUNGE": ("UserVm",), "VOLUME.DELETE": ("Volume",), "TEMPLATE.DELETE": ("Template", "ISO"),
                 "NETWORK.DELETE": ("Network",), "PROJECT.DELETE": ("Project",), "SNAPSHOT.DELETE": ("Snapshot",),
-                "NET.IPRELEASE": ("PublicIpAddress",)}
+                "NET.IPRELEASE": ("PublicIpAddress",), "VMSNAPSHOT.DELETE": ("VMSnapshot",)}
 
     def __init__(self, cloud):
         self.cloud = cloud
@@ -221,7 +249,9 @@ class TagCleanup:
     @hookimpl
     def strato_event_recorded(self, event):
         types = self.REMOVALS.get(event.get("type"))
-        if not types or not event.get("resourceid"):
+        # only a removal that happened: not a command's Scheduled event, nor a WARN "could not delete"
+        if not types or not event.get("resourceid") or event.get("state") != "Completed" \
+                or event.get("level") != "INFO":
             return
         with self.cloud.db.transaction() as session:
             session.execute(delete(ResourceTag).where(ResourceTag.resource_type.in_(types),

@@ -112,3 +112,43 @@ def test_deleting_a_user_ends_its_memberships_and_gives_the_project_count_back(w
     assert user_members(owner, project) == {}
     assert team("listAccounts")["account"][0]["projecttotal"] == 0
     owner.wait(owner("addAccountToProject", projectid=project["id"], account="team"))  # no user member is left
+
+
+def test_update_project_userid_changes_a_user_members_role(world):
+    """updateProject userid= (CloudStack 4.15+): swapowner=false with roletype promotes/demotes that
+    user member; swapowner (default) makes it the owner and the other admins Regular."""
+    owner, team, team2, project = (world[k] for k in ("owner", "team", "team2", "project"))
+    owner.wait(owner("addUserToProject", projectid=project["id"], username="team2"))
+    assert error(owner, "updateProject", id=project["id"], account="team", userid=world["team2_id"]).status == 431
+    assert error(owner, "updateProject", id=project["id"], userid=world["team2_id"], swapowner=False,
+                 roletype="Boss").status == 431
+    owner.wait(owner("updateProject", id=project["id"], userid=world["team2_id"], swapowner=False, roletype="Admin"))
+    assert user_members(owner, project) == {"team2": ("team", "Admin", None)}
+    assert team("listAccounts")["account"][0]["projecttotal"] == 1, "a user Admin counts for its account"
+    owner.wait(owner("updateProject", id=project["id"], userid=world["team2_id"], swapowner=False, roletype="Regular"))
+    assert team("listAccounts")["account"][0]["projecttotal"] == 0
+
+    owner.wait(owner("updateProject", id=project["id"], userid=world["team2_id"]))  # swap: team2 owns it alone
+    roles = {m.get("username", m["account"]): m["role"]
+             for m in team2("listProjectAccounts", projectid=project["id"])["projectaccount"]}
+    assert roles == {"owner": "Regular", "team2": "Admin"}
+    assert error(owner, "updateProject", id=project["id"], displaytext="mine").status == 531, "no longer an admin"
+    assert error(team2, "updateProject", id=project["id"], userid=world["team2_id"], swapowner=False,
+                 roletype="Regular").status == 431, "the only admin is not demoted"
+    [other] = [u["id"] for u in team("listUsers")["user"] if u["username"] == "team"]
+    assert error(team2, "updateProject", id=project["id"], userid=other).status == 431, "not a user member"
+
+
+def test_update_project_invitation_userid_answers_that_users_invitation(world, admin):
+    """updateProjectInvitation userid=: the invitation of that user, answered by the user itself or an
+    admin above its account; the account's other user may not."""
+    owner, team, project = world["owner"], world["team"], world["project"]
+    invite_required(admin)
+    owner.wait(owner("addUserToProject", projectid=project["id"], username="team2"))
+    assert error(team, "updateProjectInvitation", projectid=project["id"], userid=world["team2_id"]).status == 531
+    assert error(admin, "updateProjectInvitation", projectid=project["id"], account="team",
+                 userid=world["team2_id"]).status == 431
+    admin.wait(admin("updateProjectInvitation", projectid=project["id"], userid=world["team2_id"]))
+    assert user_members(owner, project) == {"team2": ("team", "Regular", None)}
+    assert error(admin, "updateProjectInvitation", projectid=project["id"], userid=world["team2_id"]).status == 431, \
+        "answered already"

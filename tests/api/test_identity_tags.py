@@ -95,3 +95,13 @@ def test_a_resources_tags_go_with_it(world, admin):
     tag(tom, [vm["id"]], "UserVm", short="lived")
     admin.wait(admin("destroyVirtualMachine", id=vm["id"], expunge=True))
     assert admin("listTags", listall=True) == {}
+
+
+def test_vm_snapshot_views_show_their_tags_and_the_tags_go_with_the_snapshot(world):
+    tom, vm = world["tom"], world["vms"][0]
+    snapshot = tom.wait(tom("createVMSnapshot", virtualmachineid=vm["id"], snapshotmemory=True))["vmsnapshot"]
+    tag(tom, [snapshot["id"]], "VMSnapshot", keep="weekly")
+    [shown] = tom("listVMSnapshot", vmsnapshotid=snapshot["id"])["vmSnapshot"]
+    assert [(t["key"], t["value"], t["resourcetype"]) for t in shown["tags"]] == [("keep", "weekly", "VMSnapshot")]
+    tom.wait(tom("deleteVMSnapshot", vmsnapshotid=snapshot["id"]))
+    assert tom("listTags", resourceid=snapshot["id"]) == {}, "the tags went with the VM snapshot"
