@@ -362,22 +362,28 @@ def add_account_to_project(ctx, p):
         return _invite(ctx, project, account, _email(ctx, p) if account is None else None, role, project_role)
     if account is None:
         raise InvalidParameterError("Account information is required for assigning account to the project")
-    return ctx.start_job("project.add_account", {
+    return ctx.start_job("project.add_member", {
         "project": project.uuid, "account": account.uuid, "role": role,
         "project_role": project_role.uuid if project_role else None}, instance=project, instance_type="Project")
 
 
-@job_handler("project.add_account")
-def add_account_job(ctx):
+@job_handler("project.add_member")
+def add_member_job(ctx):
+    """Adds the account (or, with ``user``, that one user of it) to the project."""
     from core.events import record
 
     with ctx.transaction() as session:
         project = session.scalar(select(Project).where(Project.uuid == ctx.params["project"]))
-        account = session.scalar(select(Account).where(Account.uuid == ctx.params["account"]))
+        user = session.scalar(select(User).where(User.uuid == ctx.params["user"])) if ctx.params.get("user") else None
+        account = user.account if user else session.scalar(select(Account).where(
+            Account.uuid == ctx.params["account"]))
         project_role = session.scalar(select(ProjectRole).where(ProjectRole.uuid == ctx.params.get("project_role"))) \
             if ctx.params.get("project_role") else None
-        add_member(session, project, account, ctx.params["role"], project_role.id if project_role else None)
-        record(session, "PROJECT.ACCOUNT.ADD", f"Added account {account.name} to project {project.name}",
+        add_member(session, project, account, ctx.params["role"], project_role.id if project_role else None,
+                   user=user)
+        event, who = ("PROJECT.USER.ADD", f"user {user.username}") if user else \
+            ("PROJECT.ACCOUNT.ADD", f"account {account.name}")
+        record(session, event, f"Added {who} to project {project.name}",
                caller=ctx.caller, account_id=project.project_account_id, domain_id=project.domain_id,
                resource=project, plugins=ctx.cloud.plugins)
     return SUCCESS
@@ -477,26 +483,9 @@ def add_user_to_project(ctx, p):
     if ctx.cloud.config.get(ctx.session, "project.invite.required"):
         email = _email(ctx, p) if (p.get("email") or "").strip() else None
         return _invite(ctx, project, user.account, email, role, project_role, user=user)
-    return ctx.start_job("project.add_user", {
+    return ctx.start_job("project.add_member", {
         "project": project.uuid, "user": user.uuid, "role": role,
         "project_role": project_role.uuid if project_role else None}, instance=project, instance_type="Project")
-
-
-@job_handler("project.add_user")
-def add_user_job(ctx):
-    from core.events import record
-
-    with ctx.transaction() as session:
-        project = session.scalar(select(Project).where(Project.uuid == ctx.params["project"]))
-        user = session.scalar(select(User).where(User.uuid == ctx.params["user"]))
-        project_role = session.scalar(select(ProjectRole).where(ProjectRole.uuid == ctx.params.get("project_role"))) \
-            if ctx.params.get("project_role") else None
-        add_member(session, project, user.account, ctx.params["role"], project_role.id if project_role else None,
-                   user=user)
-        record(session, "PROJECT.USER.ADD", f"Added user {user.username} to project {project.name}",
-               caller=ctx.caller, account_id=project.project_account_id, domain_id=project.domain_id,
-               resource=project, plugins=ctx.cloud.plugins)
-    return SUCCESS
 
 
 @api_command("deleteUserFromProject", response="success", is_async=True, roles=ALL_ROLES, since="4.15.0", params={
