@@ -56,6 +56,11 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def config_file(data_dir: Path) -> Path | None:
+    """The settings file ``load`` reads for ``data_dir`` (None: there is none)."""
+    return _find_file(Path(data_dir))
+
+
 def _find_file(data_dir: Path) -> Path | None:
     named = os.environ.get("STRATO_CONFIG")
     if named:

@@ -54,19 +54,29 @@ class PluginManager:
 
     def _load_kind(self, kind: str, names: list[str]) -> list[tuple[str, Any]]:
         allowed = self.settings.plugin_allow_list
-        names = [n for n in names if allowed is None or n in allowed]
+        blocked = [n for n in names if allowed is not None and n not in allowed]
+        if blocked:
+            # the configuration asks for them: say why they are off rather than drop them silently
+            log.warning("%s plugin(s) %s enabled in the configuration are not loaded: STRATO_PLUGINS "
+                        "allows only %s", kind, ", ".join(blocked), ", ".join(sorted(allowed)) or "nothing")
+        names = [n for n in names if n not in blocked]
         if not names:
             return []
         failures: list[str] = []
+        failed: set[str] = set()
 
         def on_failure(_manager, entrypoint, exc):
+            failed.add(entrypoint.name)
             failures.append(f"{kind} plugin {entrypoint.name!r} failed to load: {exc!r}")
 
         def on_missing(missing):
-            failures.append(
-                f"{kind} plugin(s) {', '.join(sorted(missing))} named in the configuration "
-                f"are not installed (no entry point in group {GROUPS[kind]!r})"
-            )
+            # stevedore counts a plugin that failed to import as missing too: it is installed
+            missing = set(missing) - failed
+            if missing:
+                failures.append(
+                    f"{kind} plugin(s) {', '.join(sorted(missing))} named in the configuration "
+                    f"are not installed (no entry point in group {GROUPS[kind]!r})"
+                )
 
         manager = NamedExtensionManager(
             GROUPS[kind], names, name_order=True, invoke_on_load=False,

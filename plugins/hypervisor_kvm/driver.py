@@ -35,7 +35,14 @@ import threading
 from typing import Any, ClassVar
 
 from core.drivers import HostInfo, HostRef, HypervisorDriver, PowerState, VmSpec, VmStats, VolumeSpec
-from core.errors import ConfigurationError, InternalError, InvalidParameterError, StratoError, UnsupportedError
+from core.errors import (
+    ConfigurationError,
+    InternalError,
+    InvalidParameterError,
+    ResourceInUseError,
+    StratoError,
+    UnsupportedError,
+)
 
 from . import config, host
 from .errors import libvirt, translate
@@ -178,7 +185,15 @@ class LibvirtDriver(HypervisorDriver):
                 except OSError as exc:
                     raise InternalError(f"cannot make the console log directory "
                                         f"{self.settings.console_log_dir}: {exc}") from exc
-            guest = Guest.define(conn, xml)
+            try:
+                guest = Guest.define(conn, xml)
+            except ResourceInUseError as exc:
+                if "already exists" not in exc.message:
+                    raise
+                # usually a second cloud (another demo, another data dir) on the same libvirtd
+                raise ResourceInUseError(
+                    f"{exc.message}: another cloud on this host gives its VMs the same instance names; "
+                    "give each cloud its own with the global setting instance.name") from exc
             guest.create()
             return self._vm_details(host_ref, guest, vm)
         except Exception as exc:
