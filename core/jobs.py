@@ -10,6 +10,11 @@ settles jobs whose worker is gone and re-queues jobs nobody claimed.
 The embedded default runs dramatiq's StubBroker with worker threads in this
 process. ``broker = "redis://..."`` sends jobs to Redis, where any number of
 ``strato worker`` processes take them.
+
+A job that fails records an ERROR event of its command's event type (``FAILURE_EVENTS``),
+owned by the owner of the resource it worked on (else by the job's account), in the
+transaction that settles the job - as CloudStack's ActionEventInterceptor records
+"Error while ..." for a failed action - unless the work recorded its own ERROR event.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from sqlalchemy.orm import Session
 from .access import Caller
 from .db import after_commit
 from .errors import StratoError
-from .model import AsyncJob, JobStatus, utcnow
+from .model import AsyncJob, Event, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,9 @@ class JobQueue:
         with self.cloud.db.transaction() as session:
             session.execute(update(AsyncJob).where(AsyncJob.uuid == job_uuid).values(
                 status=status, result_code=code, result=result, completed=utcnow()))
+            if status == JobStatus.FAILED:
+                record_failure(session, session.scalar(select(AsyncJob).where(AsyncJob.uuid == job_uuid)),
+                               self.cloud.plugins)
 
     # -- workers -------------------------------------------------------------
 
@@ -234,10 +242,116 @@ class JobQueue:
                 job.status, job.result_code, job.completed = JobStatus.FAILED, 530, utcnow()
                 job.result = {"errorcode": 530, "errortext": "The job was interrupted: the management server or "
                               "worker running it stopped. The resource was returned to a stable state."}
+                record_failure(session, job, self.cloud.plugins)
             failed = [job.uuid for job in dead]
         for job_uuid in unclaimed:
             self.enqueue(job_uuid)
         return failed
+
+
+# -- failure events ------------------------------------------------------------
+
+#: command -> (CloudStack's event type, what it was doing: "Error while <doing>"), as the
+#: commands' @ActionEvent(eventType, eventDescription) in CloudStack
+FAILURE_EVENTS: dict[str, tuple[str, str]] = {
+    "deployVirtualMachine": ("VM.CREATE", "deploying Vm"), "startVirtualMachine": ("VM.START", "starting Vm"),
+    "stopVirtualMachine": ("VM.STOP", "stopping Vm"), "rebootVirtualMachine": ("VM.REBOOT", "rebooting Vm"),
+    "destroyVirtualMachine": ("VM.DESTROY", "destroying Vm"),
+    "expungeVirtualMachine": ("VM.EXPUNGE", "expunging Vm"), "migrateVirtualMachine": ("VM.MIGRATE", "migrating Vm"),
+    "createVMSnapshot": ("VMSNAPSHOT.CREATE", "creating VM snapshot"),
+    "deleteVMSnapshot": ("VMSNAPSHOT.DELETE", "deleting VM snapshot"),
+    "revertToVMSnapshot": ("VMSNAPSHOT.REVERTTO", "reverting to VM snapshot"),
+    "createVolume": ("VOLUME.CREATE", "creating volume"), "attachVolume": ("VOLUME.ATTACH", "attaching volume"),
+    "detachVolume": ("VOLUME.DETACH", "detaching volume"), "resizeVolume": ("VOLUME.RESIZE", "resizing volume"),
+    "migrateVolume": ("VOLUME.MIGRATE", "migrating volume"),
+    "createSnapshot": ("SNAPSHOT.CREATE", "creating snapshot"), "deleteSnapshot": ("SNAPSHOT.DELETE", "deleting snapshot"),
+    "revertSnapshot": ("SNAPSHOT.REVERT", "reverting snapshot"),
+    "createTemplate": ("TEMPLATE.CREATE", "creating template"), "copyTemplate": ("TEMPLATE.COPY", "copying template"),
+    "extractTemplate": ("TEMPLATE.EXTRACT", "extracting template"),
+    "deleteTemplate": ("TEMPLATE.DELETE", "deleting template"), "deleteIso": ("ISO.DELETE", "deleting iso"),
+    "createTags": ("CREATE_TAGS", "creating tags"), "deleteTags": ("DELETE_TAGS", "deleting tags"),
+    "associateIpAddress": ("NET.IPASSIGN", "associating ip to network"),
+    "disassociateIpAddress": ("NET.IPRELEASE", "disassociating ip address"),
+    "disableStaticNat": ("STATICNAT.DISABLE", "disabling static nat"),
+    "createFirewallRule": ("FIREWALL.OPEN", "creating firewall rule"),
+    "deleteFirewallRule": ("FIREWALL.CLOSE", "deleting firewall rule"),
+    "createEgressFirewallRule": ("FIREWALL.EGRESS.OPEN", "creating egress firewall rule"),
+    "deleteEgressFirewallRule": ("FIREWALL.EGRESS.CLOSE", "deleting egress firewall rule"),
+    "createPortForwardingRule": ("NET.RULEADD", "creating forwarding rule"),
+    "updatePortForwardingRule": ("NET.RULEMODIFY", "updating forwarding rule"),
+    "deletePortForwardingRule": ("NET.RULEDELETE", "deleting forwarding rule"),
+    "createIpForwardingRule": ("NET.RULEADD", "creating ip forwarding rule"),
+    "deleteIpForwardingRule": ("NET.RULEDELETE", "deleting ip forwarding rule"),
+    "createLoadBalancerRule": ("LB.CREATE", "creating load balancer"),
+    "updateLoadBalancerRule": ("LB.UPDATE", "updating load balancer rule"),
+    "deleteLoadBalancerRule": ("LB.DELETE", "deleting load balancer"),
+    "assignToLoadBalancerRule": ("LB.ASSIGN.TO.RULE", "assigning to load balancer"),
+    "removeFromLoadBalancerRule": ("LB.REMOVE.FROM.RULE", "removing from load balancer"),
+    "createLBStickinessPolicy": ("LB.STICKINESSPOLICY.CREATE", "creating load balancer stickiness policy"),
+    "deleteLBStickinessPolicy": ("LB.STICKINESSPOLICY.DELETE", "deleting load balancer stickiness policy"),
+    "createRemoteAccessVpn": ("VPN.REMOTE.ACCESS.CREATE", "creating remote access vpn"),
+    "deleteRemoteAccessVpn": ("VPN.REMOTE.ACCESS.DESTROY", "destroying remote access vpn"),
+    "addVpnUser": ("VPN.USER.ADD", "adding remote access vpn user"),
+    "removeVpnUser": ("VPN.USER.REMOVE", "removing remote access vpn user"),
+    "updateNetwork": ("NETWORK.UPDATE", "updating network"), "deleteNetwork": ("NETWORK.DELETE", "deleting network"),
+    "restartNetwork": ("NETWORK.RESTART", "restarting network"),
+    "startRouter": ("ROUTER.START", "starting router"), "stopRouter": ("ROUTER.STOP", "stopping router"),
+    "rebootRouter": ("ROUTER.REBOOT", "rebooting router"),
+    "createPhysicalNetwork": ("PHYSICAL.NETWORK.CREATE", "creating physical network"),
+    "updatePhysicalNetwork": ("PHYSICAL.NETWORK.UPDATE", "updating physical network"),
+    "deletePhysicalNetwork": ("PHYSICAL.NETWORK.DELETE", "deleting physical network"),
+    "addTrafficType": ("TRAFFIC.TYPE.CREATE", "creating physical network traffic type"),
+    "updateTrafficType": ("TRAFFIC.TYPE.UPDATE", "updating physical network traffic type"),
+    "deleteTrafficType": ("TRAFFIC.TYPE.DELETE", "deleting physical network traffic type"),
+    "updateNetworkServiceProvider": ("NETWORK.SERVICE.PROVIDER.UPDATE", "updating physical network provider"),
+    "configureVirtualRouterElement": ("NETWORK.ELEMENT.CONFIGURE", "configuring virtual router provider"),
+    "prepareHostForMaintenance": ("MAINT.PREPARE", "preparing host for maintenance"),
+    "cancelHostMaintenance": ("MAINT.CANCEL", "canceling maintenance for host"),
+    "enableStorageMaintenance": ("MAINT.PREPARE.PS", "preparing storage pool for maintenance"),
+    "cancelStorageMaintenance": ("MAINT.CANCEL.PS", "canceling maintenance for primary storage pool"),
+    "disableAccount": ("ACCOUNT.DISABLE", "disabling account"), "deleteAccount": ("ACCOUNT.DELETE", "deleting account"),
+    "disableUser": ("USER.DISABLE", "disabling user"), "deleteDomain": ("DOMAIN.DELETE", "deleting domain"),
+    "createProject": ("PROJECT.CREATE", "creating project"), "updateProject": ("PROJECT.UPDATE", "updating project"),
+    "deleteProject": ("PROJECT.DELETE", "deleting project"),
+    "addAccountToProject": ("PROJECT.ACCOUNT.ADD", "adding account to project"),
+    "deleteAccountFromProject": ("PROJECT.ACCOUNT.REMOVE", "removing account from project"),
+    "addUserToProject": ("PROJECT.USER.ADD", "adding user to project"),
+    "deleteUserFromProject": ("PROJECT.USER.REMOVE", "removing user from project"),
+    "updateProjectInvitation": ("PROJECT.INVITATION.UPDATE", "updating project invitation"),
+    "deleteProjectInvitation": ("PROJECT.INVITATION.REMOVE", "removing project invitation"),
+}
+
+
+def record_failure(session: Session, job: AsyncJob, plugins=None) -> Event | None:
+    """The ERROR event of a failed job, in ``session``'s transaction: "Error while starting Vm.
+    VirtualMachine Id: <uuid>. <errortext>" (the errortext when the owner called). None when the command has no event type or the
+    work already recorded an ERROR event of that type since the job was queued."""
+    from . import model
+    from .events import record
+
+    event_type, doing = FAILURE_EVENTS.get(job.command, (None, None))
+    if event_type is None:
+        return None
+    if session.scalar(select(Event.id).where(
+            Event.event_type == event_type, Event.level == "ERROR", Event.created >= job.created,
+            Event.resource_uuid == job.instance_uuid if job.instance_uuid else Event.resource_uuid.is_(None))
+            .limit(1)) is not None:
+        return None
+    resource_model = getattr(model, job.instance_type, None) if job.instance_type else None
+    resource = session.scalar(select(resource_model).where(resource_model.uuid == job.instance_uuid)) \
+        if resource_model is not None and job.instance_uuid else None
+    owner, owner_id = {}, getattr(resource, "account_id", None)
+    if owner_id is None and job.account_id is not None:  # a host, a zone, ...: the caller's
+        account = session.get(model.Account, job.account_id)
+        owner, owner_id = {"account_id": account.id, "domain_id": account.domain_id}, account.id
+    subject = f". {job.instance_type} Id: {job.instance_uuid}" if job.instance_uuid else ""
+    # The reason only for the account that called (its job result says it anyway): an admin's
+    # failure on a tenant's resource may name hosts, which CloudStack never shows users.
+    reason = (job.result or {}).get("errortext") if owner_id == job.account_id else None
+    event = record(session, event_type, f"Error while {doing}{subject}" + (f". {reason}" if reason else ""),
+                   level="ERROR", resource=resource, plugins=plugins, **owner)
+    event.user_id = job.user_id
+    return event
 
 
 def _make_broker(url: str, queue: str):

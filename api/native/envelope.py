@@ -13,7 +13,8 @@ Shapes (``<name>`` is the command's lowercased name + ``response``):
 * success: ``{"<name>": {"success": true}}`` (a boolean since CloudStack 4.11);
 * async: ``{"<name>": {"id": ..., "jobid": ...}}``, ``id`` only when the job has an instance;
 * error: ``{"<name>": {"uuidList": [], "errorcode": N, "cserrorcode": M, "errortext": ...}}``
-  with HTTP status N; ``<name>`` is ``errorresponse`` for 432 and for unknown commands.
+  with HTTP status N; ``<name>`` is ``errorresponse`` only when there is no such command
+  (or none was sent), as CloudStack's ApiServer.getSerializedApiError.
 
 Field values: ``None`` is left out (CloudStack never sends null), datetimes become
 CloudStack's ``yyyy-MM-dd'T'HH:mm:ssZ`` in UTC, booleans stay booleans in JSON and
@@ -74,8 +75,9 @@ def response_name(command_name: str) -> str:
 
 
 def error_response_name(command: ApiCommand | None, error: StratoError) -> str:
-    """CloudStack names an error after the command, except for 432 and unknown commands."""
-    if command is None or error.errorcode == 432:
+    """CloudStack names every error after the command, whatever its code (432 included: a
+    command the caller's role may not call too); ``errorresponse`` when there is no such command."""
+    if command is None:
         return ERROR_RESPONSE
     return response_name(command.name)
 

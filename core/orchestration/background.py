@@ -16,7 +16,7 @@ import threading
 from sqlalchemy import select
 
 from ..model import VirtualMachine, utcnow
-from . import infrastructure, recovery, snapshots, usage
+from . import infrastructure, recovery, snapshots, usage, vm_snapshots
 from . import vm as vm_ops
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,8 @@ def one_pass(cloud) -> None:
     for name, step in (("settle dead jobs", _settle_dead_jobs), ("ping hosts", infrastructure.ping_hosts),
                        ("power-state sync", recovery.sync_power_states),
                        ("settle stuck VMs", recovery.settle_transitional_vms),
-                       ("settle template downloads", recovery.settle_template_downloads), ("expunge", expunge_due),
+                       ("settle template downloads", recovery.settle_template_downloads),
+                       ("settle VM snapshots", vm_snapshots.settle_interrupted), ("expunge", expunge_due),
                        *snapshots.STEPS, *usage.STEPS):
         try:
             step(cloud)

@@ -270,7 +270,7 @@ def run_host_maintenance(cloud, host_uuid: str, caller=None) -> None:
                            caller=caller, plugins=cloud.plugins)
                     return
                 vm_uuid = vms[0].uuid
-            migrate_vm(cloud, vm_uuid, reason=f"host {host_uuid} is being prepared for maintenance")
+            migrate_vm(cloud, vm_uuid, reason="its host is being prepared for maintenance")
     except StratoError as exc:
         with cloud.db.transaction() as session:
             failed = session.execute(update(Host).where(
@@ -348,8 +348,10 @@ def migrate_vm(cloud, vm_uuid: str, *, reason: str = "", host_uuid: str | None =
                       **(details or {})}
         transition(session, vm, Event.OPERATION_SUCCEEDED, cloud.plugins, host_id=destination_id,
                    last_host_id=source_id)
-        record(session, "VM.MIGRATE", f"Migrated VM {vm.name} from host {source_name} to {destination_name}"
-               + (f": {reason}" if reason else ""), resource=vm, plugins=cloud.plugins)
+        # the owner sees the event; the hosts are for the log (CloudStack shows users no host)
+        log.info("migrated VM %s from host %s to %s", vm.name, source_name, destination_name)
+        record(session, "VM.MIGRATE", f"Migrated VM {vm.name}" + (f": {reason}" if reason else ""), resource=vm,
+               plugins=cloud.plugins)
     return destination_uuid
 
 

@@ -24,7 +24,10 @@ from ..model import Nic, Network, Pod, Router, Zone
 
 def default_network(session: Session, zone: Zone) -> Network:
     """The zone's shared guest network, made from its first pod's IP range the first time
-    (CloudStack's basic zone: guests take addresses from the pod's range)."""
+    (CloudStack's basic zone: guests take addresses from the pod's range), of CloudStack's
+    Basic-zone offering (DefaultSharedNetworkOfferingWithSGService)."""
+    from .networking import basic_zone_offering
+
     network = session.scalar(select(Network).where(
         Network.zone_id == zone.id, Network.guest_type == "Shared", Network.account_id.is_(None),
         Network.removed.is_(None)).order_by(Network.id).limit(1))
@@ -37,7 +40,7 @@ def default_network(session: Session, zone: Zone) -> Network:
     network = Network(name=f"{zone.name}-guest", display_text=f"Guest network of zone {zone.name}",
                       zone_id=zone.id, guest_type="Shared", cidr=str(interface.network), gateway=pod.gateway,
                       netmask=pod.netmask, start_ip=pod.start_ip, end_ip=pod.end_ip or pod.start_ip,
-                      state="Setup")
+                      state="Setup", network_offering_id=basic_zone_offering(session).id)
     session.add(network)
     session.flush()
     return network

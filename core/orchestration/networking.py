@@ -37,7 +37,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,6 +83,9 @@ from . import limits, usage
 log = logging.getLogger(__name__)
 
 VIRTUAL_ROUTER = "VirtualRouter"
+SECURITY_GROUP_PROVIDER = "SecurityGroupProvider"
+#: the offering of a Basic zone's default guest network, as CloudStack's
+BASIC_ZONE_OFFERING = "DefaultSharedNetworkOfferingWithSGService"
 #: every service name CloudStack knows (offerings may name them; the router provides its own)
 SERVICES = ("Dhcp", "Dns", "UserData", "SourceNat", "StaticNat", "PortForwarding", "Firewall", "Lb", "Vpn",
             "Gateway", "SecurityGroup", "NetworkACL", "Connectivity")
@@ -95,13 +98,16 @@ MAX_RANGE = 65536
 _VR_SERVICES = ("Dhcp", "Dns", "UserData", "Firewall", "Gateway", "Lb", "SourceNat", "StaticNat",
                 "PortForwarding", "Vpn")
 #: CloudStack's default network offerings: (unique name, display text, guest type, availability,
-#: specify vlan, specify ip ranges, services provided by the virtual router)
+#: specify vlan, specify ip ranges, services provided by the virtual router - SecurityGroup by
+#: the SecurityGroupProvider)
 DEFAULT_OFFERINGS = [
     ("DefaultIsolatedNetworkOfferingWithSourceNatService",
      "Offering for Isolated networks with Source Nat service enabled", "Isolated", "Required", False, False,
      _VR_SERVICES),
     ("DefaultIsolatedNetworkOffering", "Offering for Isolated networks with no Source Nat service", "Isolated",
      "Optional", False, True, ("Dhcp", "Dns", "UserData")),
+    (BASIC_ZONE_OFFERING, "Offering for Shared Security group enabled networks", "Shared", "Optional", True, True,
+     ("Dhcp", "Dns", "UserData", "SecurityGroup")),
     ("DefaultSharedNetworkOffering", "Offering for Shared networks", "Shared", "Optional", True, True,
      ("Dhcp", "Dns", "UserData")),
     ("DefaultL2NetworkOffering", "Offering for L2 networks", "L2", "Optional", False, False, ()),
@@ -132,22 +138,33 @@ def router_service_offering(session: Session):
 
 
 def seed_network_offerings(session: Session) -> None:
-    """Add CloudStack's default network offerings that are missing (Enabled, as CloudStack ships them)."""
+    """Add CloudStack's default network offerings that are missing (Enabled, as CloudStack ships
+    them), and give a Basic zone's guest network made before it had one its offering."""
     present = set(session.scalars(select(NetworkOffering.unique_name).where(NetworkOffering.unique_name.is_not(None))))
-    if len(present) >= len(DEFAULT_OFFERINGS):
-        return
-    router_offering = router_service_offering(session)
-    for unique, text, guest_type, availability, specify_vlan, specify_ranges, services in DEFAULT_OFFERINGS:
-        if unique in present:
-            continue
-        offering = NetworkOffering(
-            name=unique, unique_name=unique, display_text=text, guest_type=guest_type, traffic_type="Guest",
-            state="Enabled", availability=availability, is_default=True, specify_vlan=specify_vlan,
-            specify_ip_ranges=specify_ranges, conserve_mode=True, egress_default_policy=True,
-            details=_default_capabilities(services), service_offering_id=router_offering.id)
-        offering.services = [NetworkOfferingService(service=s, provider=VIRTUAL_ROUTER) for s in services]
-        session.add(offering)
-    session.flush()
+    if not all(default[0] in present for default in DEFAULT_OFFERINGS):
+        router_offering = router_service_offering(session)
+        for unique, text, guest_type, availability, specify_vlan, specify_ranges, services in DEFAULT_OFFERINGS:
+            if unique in present:
+                continue
+            offering = NetworkOffering(
+                name=unique, unique_name=unique, display_text=text, guest_type=guest_type, traffic_type="Guest",
+                state="Enabled", availability=availability, is_default=True, specify_vlan=specify_vlan,
+                specify_ip_ranges=specify_ranges, conserve_mode=True, egress_default_policy=True,
+                details=_default_capabilities(services), service_offering_id=router_offering.id)
+            offering.services = [NetworkOfferingService(
+                service=s, provider=SECURITY_GROUP_PROVIDER if s == "SecurityGroup" else VIRTUAL_ROUTER)
+                for s in services]
+            session.add(offering)
+        session.flush()
+    # Strato made those networks without an offering; clients (libcloud) read networkofferingid.
+    session.execute(update(Network).where(Network.network_offering_id.is_(None), Network.guest_type == "Shared",
+                                          Network.account_id.is_(None))
+                    .values(network_offering_id=basic_zone_offering(session).id))
+
+
+def basic_zone_offering(session: Session) -> NetworkOffering:
+    """The offering of a Basic zone's default guest network (seeded with the defaults)."""
+    return session.scalar(select(NetworkOffering).where(NetworkOffering.unique_name == BASIC_ZONE_OFFERING))
 
 
 def _default_capabilities(services: Iterable[str]) -> dict:
@@ -167,17 +184,20 @@ def provider_name(element: NetworkElement) -> str:
 
 
 def plugin_for_provider(cloud, provider: str) -> str:
-    """The enabled network plugin that is CloudStack's provider ``provider``; 432 when none is."""
+    """The enabled network plugin that is CloudStack's provider ``provider``; 534 when none is
+    (CloudStack's ResourceUnavailableException: the request is right, the cloud lacks the provider)."""
     for name, element in cloud.plugins.network.items():
         if provider_name(element).lower() == provider.lower() or name == provider.lower():
             return name
-    raise UnsupportedError(f"no enabled network plugin provides {provider} (enable one in [plugins] network)")
+    raise ResourceUnavailableError(
+        f"The network service provider {provider} is unavailable: no enabled network plugin provides it. "
+        "An administrator must enable one (e.g. network = [\"vr\"] under [plugins] in strato.toml) and restart")
 
 
 def _optional_plugin(cloud, provider: str) -> str | None:
     try:
         return plugin_for_provider(cloud, provider)
-    except UnsupportedError:
+    except ResourceUnavailableError:
         return None
 
 

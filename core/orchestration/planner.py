@@ -102,6 +102,15 @@ def plan(session: Session, request: DeploymentRequest, thresholds: Thresholds, p
         f"{request.memory_mb} MiB: {detail}")
 
 
+def suitable_hosts(session: Session, request: DeploymentRequest, thresholds: Thresholds, plugins=None) -> list[Host]:
+    """The hosts ``plan`` would try for ``request``, in its order, reserving nothing: what fits
+    now (findHostsForMigration). The pool is not looked at; give ``needs_pool=False``."""
+    reasons: list[str] = []
+    clusters = _clusters(session, request, thresholds, reasons)
+    by_cluster = _hosts(session, clusters, request, reasons, plugins)
+    return [host for cluster in clusters for host in by_cluster.get(cluster.id, [])]
+
+
 def release(session: Session, host_id: int | None, cpu_mhz: int, memory_bytes: int) -> None:
     if host_id is None:
         return

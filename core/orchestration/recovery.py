@@ -158,8 +158,10 @@ def _settle_migration(cloud, vm_uuid: str) -> str:
             transition(session, vm, event, cloud.plugins, host_id=keep, last_host_id=source_id)
             vm.power_state = PowerState.ON.value
             where = destination_name if landed else source_name
+            # the owner sees the event; the host is for the log (CloudStack shows users no host)
+            log.info("VM %s was left migrating; it runs on host %s", vm.name, where)
             record(session, "VM.MIGRATE", f"VM {vm.name} was left migrating by a server that stopped; it runs "
-                   f"on host {where}", resource=vm, plugins=cloud.plugins)
+                   "again", resource=vm, plugins=cloud.plugins)
             return vm.state
     vm_ops._stopped(cloud, vm_uuid, Event.FOLLOW_AGENT_POWER_OFF, description="Found powered off:")
     return State.STOPPED.value
@@ -201,7 +203,8 @@ def _sync_host(cloud, host: Host) -> None:
             transition(session, vm, Event.FOLLOW_AGENT_POWER_ON, cloud.plugins, host_id=host.id,
                        last_host_id=host.id, reserved_cpu=cpu, reserved_memory=memory)
             vm.power_state = PowerState.ON.value
-            record(session, "VM.START", f"VM {vm.name} was found running on host {host.name}", resource=vm,
+            log.info("VM %s was found running on host %s", vm.name, host.name)
+            record(session, "VM.START", f"VM {vm.name} was found running", resource=vm,
                    plugins=cloud.plugins)
         for name in sorted(set(report) - known):
             _report_unknown(session, cloud, host, name)

@@ -15,7 +15,13 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from .. import globalconfig
-from ..errors import InvalidParameterError, ResourceInUseError, ResourceUnavailableError, StratoError
+from ..errors import (
+    ConcurrentOperationError,
+    InvalidParameterError,
+    ResourceInUseError,
+    ResourceUnavailableError,
+    StratoError,
+)
 from ..model import (
     Account,
     AsyncJob,
@@ -97,8 +103,11 @@ def template_ready_in_zone(session: Session, template: Template, zone: Zone) -> 
 def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid: str | None = None) -> None:
     """Plan, reserve, create the root volume if needed, and power the VM on.
 
-    On failure: capacity released, VM back to Stopped (Error for a first deploy,
-    as CloudStack), a root volume this call created removed; the error is re-raised.
+    When the host fails to power the VM on, the start moves to another suitable host, as
+    CloudStack's deployment retries with the failed host in its avoid set: each host at most
+    once, and never when the caller named the host. On failure: capacity released, nothing
+    left on any host tried, VM back to Stopped (Error for a first deploy, as CloudStack), a
+    root volume this call created removed; the (last host's) error is re-raised.
     """
     _wait_until_settled(cloud, vm_uuid)
     with cloud.db.transaction() as session:
@@ -107,7 +116,6 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
             return
         _require_settled(vm, "start")
         require_no_snapshot_task(session, vm, "start")
-        offering = vm.service_offering
         root = _root_volume(vm)
         if root.pool is not None and root.pool.status != "Up":
             raise ResourceUnavailableError(
@@ -117,12 +125,7 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
             required = session.scalar(select(Host).where(Host.uuid == required_host_uuid, Host.removed.is_(None)))
             if required is None:
                 raise InvalidParameterError(f"host {required_host_uuid} does not exist")
-        request = planner.DeploymentRequest(
-            zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed,
-            memory_mb=offering.memory, root_size_bytes=root.size, hypervisor=vm.hypervisor,
-            host_tag=offering.host_tag, storage_tags=_tags(offering.storage_tags),
-            preferred_host_id=vm.last_host_id, required_host_id=required.id if required else None,
-            needs_pool=root.pool_id is None, existing_pool_id=root.pool_id)
+        request = deployment_request(vm, required_host_id=required.id if required else None)
         try:
             deployment = planner.plan(session, request, _thresholds(cloud, session), cloud.plugins)
         except StratoError as exc:
@@ -143,15 +146,77 @@ def start(cloud, vm_uuid: str, *, first_deploy: bool = False, required_host_uuid
     if plan_error is not None:
         raise plan_error
 
+    tried: set[int] = set()
+    while True:
+        try:
+            _create_root_volume(cloud, vm_uuid)
+            volumes.create_attached(cloud, vm_uuid)  # data volumes attached before the VM had storage
+            _power_on(cloud, vm_uuid)
+            return
+        except Exception as exc:
+            error = exc.error if isinstance(exc, _HostFailed) else exc
+            if isinstance(exc, _HostFailed) and not required_host_uuid and _move_to_another_host(
+                    cloud, vm_uuid, tried, error):
+                continue
+            _undo_start(cloud, vm_uuid, first_deploy, created_root=creates_root)
+            if isinstance(error, StratoError):
+                raise error from None
+            raise ResourceUnavailableError(f"starting VM {vm_uuid} failed: {error}") from error
+
+
+def deployment_request(vm: VirtualMachine, *, required_host_id: int | None = None,
+                       avoid_hosts: set[int] | None = None) -> planner.DeploymentRequest:
+    """What the planner needs to place ``vm`` (a root volume on a pool stays there)."""
+    offering, root = vm.service_offering, _root_volume(vm)
+    return planner.DeploymentRequest(
+        zone_id=vm.zone_id, cpu_count=offering.cpu_number, cpu_speed=offering.cpu_speed,
+        memory_mb=offering.memory, root_size_bytes=root.size, hypervisor=vm.hypervisor,
+        host_tag=offering.host_tag, storage_tags=_tags(offering.storage_tags),
+        preferred_host_id=vm.last_host_id, required_host_id=required_host_id, avoid_hosts=set(avoid_hosts or ()),
+        needs_pool=root.pool_id is None, existing_pool_id=root.pool_id)
+
+
+class _HostFailed(Exception):
+    """The host failed to power the VM on (``error``): another host may do better."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _move_to_another_host(cloud, vm_uuid: str, tried: set[int], error: Exception) -> bool:
+    """Clear the Starting VM off the host that failed it and reserve another one that has
+    not failed it yet, in one transaction (the VM stays Starting). False, changing nothing,
+    when no other host fits."""
+    with cloud.db.transaction() as session:
+        vm = _vm(session, vm_uuid)
+        failed, spec = vm.host, vm_spec(session, vm)
+    _quietly(lambda: cloud.plugins.hypervisor(failed.hypervisor).destroy_vm(host_ref(failed), spec))
+    tried.add(failed.id)
+    reason = error.message if isinstance(error, StratoError) else str(error)
     try:
-        _create_root_volume(cloud, vm_uuid)
-        volumes.create_attached(cloud, vm_uuid)  # data volumes attached before the VM had storage
-        _power_on(cloud, vm_uuid)
-    except Exception as exc:
-        _undo_start(cloud, vm_uuid, first_deploy, created_root=creates_root)
-        if isinstance(exc, StratoError):
-            raise
-        raise ResourceUnavailableError(f"starting VM {vm_uuid} failed: {exc}") from exc
+        with cloud.db.transaction() as session:
+            vm = _vm(session, vm_uuid)
+            request = deployment_request(vm, avoid_hosts=tried)
+            request.preferred_host_id = None
+            _release_host_capacity(session, vm)
+            deployment = planner.plan(session, request, _thresholds(cloud, session), cloud.plugins)
+            moved = session.execute(
+                update(VirtualMachine).where(VirtualMachine.id == vm.id, VirtualMachine.version == vm.version,
+                                             VirtualMachine.state == State.STARTING.value)
+                .values(host_id=deployment.host.id, pod_id=deployment.host.pod_id, reserved_cpu=request.cpu_mhz,
+                        reserved_memory=request.memory_bytes, hypervisor=deployment.host.hypervisor,
+                        version=VirtualMachine.version + 1)
+                .execution_options(synchronize_session=False)).rowcount
+            if moved != 1:
+                raise ConcurrentOperationError(f"VM {vm_uuid} was changed by another operation")
+            next_host = deployment.host.name
+    except StratoError as exc:  # rolled back: the VM still holds the failed host, for _undo_start to clear
+        log.warning("VM %s failed to start on host %s (%s); no other host to try: %s", vm_uuid, failed.name,
+                    reason, exc.message)
+        return False
+    log.warning("VM %s failed to start on host %s (%s); trying host %s", vm_uuid, failed.name, reason, next_host)
+    return True
 
 
 def _create_root_volume(cloud, vm_uuid: str) -> None:
@@ -177,7 +242,10 @@ def _power_on(cloud, vm_uuid: str) -> None:
         driver = cloud.plugins.hypervisor(host.hypervisor)
         spec, ref = vm_spec(session, vm), host_ref(host)
     spec.nics = networking.prepare_vm_nics(cloud, vm_uuid, spec)
-    details = driver.start_vm(ref, spec)
+    try:
+        details = driver.start_vm(ref, spec)
+    except Exception as exc:
+        raise _HostFailed(exc) from exc
     with cloud.db.transaction() as session:
         vm = _vm(session, vm_uuid)
         vm.details = {**(vm.details or {}), **(details or {})}
@@ -185,7 +253,9 @@ def _power_on(cloud, vm_uuid: str) -> None:
         transition(session, vm, Event.OPERATION_SUCCEEDED, cloud.plugins, last_host_id=vm.host_id)
         for nic in vm.nics:
             nic.state = "Reserved"
-        _event(cloud, session, vm, "VM.START", f"Started VM {vm.name} on host {vm.host.name}")
+        # the owner sees the event; which host runs the VM is for the log (CloudStack shows users no host)
+        log.info("started VM %s on host %s", vm.name, vm.host.name)
+        _event(cloud, session, vm, "VM.START", f"Started VM {vm.name}")
 
 
 def _undo_start(cloud, vm_uuid: str, first_deploy: bool, created_root: bool = False) -> None:
@@ -350,6 +420,30 @@ def recover(session: Session, vm: VirtualMachine, plugins=None) -> None:
     if vm.state != State.DESTROYED.value:
         raise InvalidParameterError(f"VM {vm.name} is {vm.state}; only a Destroyed VM can be recovered")
     transition(session, vm, Event.RECOVERY_REQUESTED, plugins)
+
+
+def hosts_for_migration(cloud, session: Session, vm: VirtualMachine) -> list[tuple[Host, bool]]:
+    """(host, suitable) for every other host the Running VM could migrate to without moving its
+    storage (same hypervisor; the root pool's cluster, or the zone for a zone-wide pool), in the
+    planner's order, suitable ones first: whether it fits now. Reserves nothing. 431 when the VM
+    is not Running or its hypervisor cannot live-migrate (as CloudStack's listHostsForMigrationOfVM)."""
+    if vm.state != State.RUNNING.value or vm.host is None:
+        raise InvalidParameterError(f"VM {vm.name} is {vm.state}, not Running: it cannot be migrated")
+    source = vm.host
+    if not cloud.plugins.hypervisor(source.hypervisor).capabilities.get("live_migration"):
+        raise InvalidParameterError(f"Unsupported hypervisor type for VM migration: {source.hypervisor} "
+                                    "cannot live-migrate")
+    pool = _root_volume(vm).pool
+    query = select(Host).where(Host.zone_id == vm.zone_id, Host.removed.is_(None), Host.host_type == "Routing",
+                               Host.hypervisor == source.hypervisor, Host.id != source.id).order_by(Host.id)
+    if pool is not None and pool.scope == "CLUSTER":
+        query = query.where(Host.cluster_id == pool.cluster_id)
+    request = deployment_request(vm, avoid_hosts={source.id})
+    request.hypervisor = source.hypervisor
+    suitable = planner.suitable_hosts(session, request, _thresholds(cloud, session), cloud.plugins)
+    order = {host.id: index for index, host in enumerate(suitable)}
+    hosts = sorted(session.scalars(query), key=lambda h: (h.id not in order, order.get(h.id, 0), h.id))
+    return [(host, host.id in order) for host in hosts]
 
 
 def change_offering(session: Session, vm: VirtualMachine, offering: ServiceOffering) -> None:

@@ -16,9 +16,10 @@ returns the snapshot to a stable state before the error goes up:
 - delete fails: the snapshot is back in the state it had.
 
 A task whose job died leaves its snapshot Creating/Reverting/Expunging; ``settle_stale``
-(called by every command before it checks for a running task) moves such a snapshot to
-Error (Creating: the driver may have made it; deleting it is safe, the driver's delete is
-idempotent), Ready (Reverting) or leaves it Expunging (its delete can be asked again).
+(called by every command before it checks for a running task, and by the periodic pass
+through ``settle_interrupted``) moves such a snapshot to Error (Creating: the driver may
+have made it; deleting it is safe, the driver's delete is idempotent) or Ready (Reverting);
+an interrupted delete (Expunging) is finished by ``settle_interrupted``.
 """
 
 from __future__ import annotations
@@ -141,21 +142,44 @@ def check_no_task(session: Session, vm: VirtualMachine) -> None:
         raise InvalidParameterError(f"There is another VM snapshot task on VM {vm.name}; try again later")
 
 
-def settle_stale(session: Session, vm: VirtualMachine) -> None:
-    """Snapshots left in a task's state by a job that is no longer pending (see the module docstring)."""
-    stuck = [s for s in _live(session, vm) if s.state in (S.CREATING, S.REVERTING, S.ALLOCATED)]
+#: the states a snapshot is in only while a job works on it
+IN_A_TASK = (S.ALLOCATED, S.CREATING, S.REVERTING, S.EXPUNGING)
+
+
+def settle_stale(session: Session, vm: VirtualMachine) -> list[str]:
+    """Snapshots left in a task's state by a job that is no longer pending (see the module
+    docstring); returns the uuids of those whose deletion died (still Expunging)."""
+    stuck = [s for s in _live(session, vm) if s.state in IN_A_TASK]
     if not stuck:
-        return
+        return []
     pending = session.scalars(select(AsyncJob.params).where(
         AsyncJob.instance_uuid == vm.uuid, AsyncJob.status == JobStatus.PENDING,
         AsyncJob.handler.in_(HANDLERS))).all()
     running = {params.get("snapshot") for params in pending}
+    interrupted_deletes = []
     for snapshot in stuck:
         if snapshot.uuid in running:
+            continue
+        if snapshot.state == S.EXPUNGING:
+            interrupted_deletes.append(snapshot.uuid)
             continue
         _move(session, snapshot, S.ERROR if snapshot.state == S.CREATING else
               S.READY if snapshot.state == S.REVERTING else S.REMOVED,
               **({"removed": utcnow()} if snapshot.state == S.ALLOCATED else {}))
+    return interrupted_deletes
+
+
+def settle_interrupted(cloud) -> list[str]:
+    """The periodic pass's step: every VM's snapshots whose task died are settled, and the
+    deletions that died are finished (the user asked for them; the driver's delete is
+    idempotent). Returns the uuids of the snapshots deleted."""
+    with cloud.db.transaction() as session:
+        vms = session.scalars(select(VirtualMachine).where(VirtualMachine.id.in_(
+            select(VmSnapshot.vm_id).where(VmSnapshot.removed.is_(None), VmSnapshot.state.in_(IN_A_TASK))))).all()
+        unfinished = [uuid for vm in vms for uuid in settle_stale(session, vm)]
+    for snapshot_uuid in unfinished:
+        delete(cloud, snapshot_uuid)
+    return unfinished
 
 
 # -- in the job ----------------------------------------------------------------------------------

@@ -100,7 +100,8 @@ def test_error():
 
 def test_error_names():
     assert envelope.error_response_name(create_zone, InvalidParameterError("x")) == "createzoneresponse"
-    assert envelope.error_response_name(create_zone, UnsupportedError("x")) == "errorresponse"
+    # CloudStack: every error of a command that exists, 432 included, is named after the command
+    assert envelope.error_response_name(create_zone, UnsupportedError("x")) == "createzoneresponse"
     assert envelope.error_response_name(None, InvalidParameterError("x")) == "errorresponse"
 
 
@@ -168,3 +169,33 @@ def test_errors_in_xml_through_the_app(admin):
     response = admin.raw("testEcho", response="xml")
     root = ET.fromstring(response.data)
     assert response.status_code == 431 and root.tag == "testechoresponse" and root.find("errorcode").text == "431"
+
+
+def test_a_command_the_role_may_not_call_is_refused_under_its_own_name(app, cloud):
+    from tests.api.test_native_support import make_user
+
+    user = make_user(app, cloud, "urd")
+    response = user.raw("testRootOnly")
+    assert response.status_code == 432
+    assert next(iter(response.get_json())) == "testrootonlyresponse"
+    unknown = user.raw("testNoSuchCommand")
+    assert (unknown.status_code, next(iter(unknown.get_json()))) == (432, "errorresponse")
+
+
+def test_deploy_without_a_network_provider_is_534_under_deployvirtualmachineresponse(admin, cloud):
+    import sqlalchemy as sa
+
+    from core.model import Zone
+    from tests.core.factories import simulated_zone
+    from tests.helpers import offering_id
+
+    ids = simulated_zone(cloud)
+    with cloud.db.transaction() as session:  # an Advanced zone, and no network plugin enabled
+        session.scalars(sa.select(Zone).where(Zone.uuid == ids["zone"])).one().network_type = "Advanced"
+    response = admin.raw("deployVirtualMachine", zoneid=ids["zone"], templateid=ids["template"],
+                         serviceofferingid=offering_id(cloud))
+    name, body = next(iter(response.get_json().items()))
+    assert (response.status_code, name, body["errorcode"], body["cserrorcode"]) == (
+        534, "deployvirtualmachineresponse", 534, 4380)
+    assert "no enabled network plugin provides it" in body["errortext"]
+    assert "[plugins]" in body["errortext"], "it says how to fix it"

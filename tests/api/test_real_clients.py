@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import sqlalchemy as sa
 from cs import CloudStack
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import NodeState, Provider
@@ -89,3 +90,34 @@ def test_cs_command_line(live_server, zone, tenant_keys):
     bad = subprocess.run([CS, "stopVirtualMachine", "id=00000000-0000-0000-0000-000000000000"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "431" in (bad.stdout + bad.stderr)
+
+
+def test_libcloud_lists_the_basic_zone_guest_network_with_its_offering(live_server, zone, tenant_keys):
+    # the Basic zone's guest network comes with the first VM; libcloud then read networkofferingid (KeyError)
+    driver = libcloud_driver(live_server, tenant_keys)
+    size = next(s for s in driver.list_sizes() if s.name == "Small Instance")
+    image, location = driver.list_images()[0], driver.list_locations()[0]
+    driver.create_node(name="lc-basic", size=size, image=image, location=location)
+    offerings = {o.name: o for o in driver.ex_list_network_offerings()}
+    [network] = driver.ex_list_networks()
+    assert network.networkofferingid == offerings["DefaultSharedNetworkOfferingWithSGService"].id
+    assert network.zoneid == zone["zone"]
+    assert network.extra["network_offering_name"] == "DefaultSharedNetworkOfferingWithSGService"
+    assert network.extra["network_offeringdisplay_text"] == "Offering for Shared Security group enabled networks"
+    assert network.extra["network_offering_availability"] == "Optional"
+
+
+def test_a_basic_zone_network_made_without_an_offering_gets_it_at_start_up(cloud, zone):
+    from core.model import Network, NetworkOffering, Zone
+    from core.orchestration.network import default_network
+    from core.orchestration.networking import seed_network_offerings
+
+    with cloud.db.transaction() as session:  # as Strato made it before it had an offering
+        network = default_network(session, session.scalars(sa.select(Zone).where(Zone.uuid == zone["zone"])).one())
+        network.network_offering_id = None
+    with cloud.db.transaction() as session:
+        seed_network_offerings(session)  # what every start-up runs
+    with cloud.db.transaction() as session:
+        network = session.scalars(sa.select(Network)).one()
+        assert session.get(NetworkOffering, network.network_offering_id).unique_name == \
+            "DefaultSharedNetworkOfferingWithSGService"
