@@ -56,7 +56,9 @@ def _by_signature(session: Session, request: ApiRequest, now: dt.datetime) -> Id
     problem = signing.expires_problem(request.params, now)
     if problem:
         raise _refuse(problem)
-    user = session.scalar(select(User).where(User.api_key == api_key, User.removed.is_(None)))
+    # a control character is in no key (updateUser refuses them; PostgreSQL refuses NUL in a query)
+    user = session.scalar(select(User).where(User.api_key == api_key, User.removed.is_(None))) \
+        if api_key.isprintable() else None
     if user is None or not user.secret_key:
         raise _refuse("the api key belongs to no user")
     if not sessions.is_enabled(user):

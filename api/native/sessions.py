@@ -201,7 +201,7 @@ def _offset_hours(timezone: str | None) -> str | None:
 
 def find_session(session: Session, key: str | None, cookies: dict[str, str]) -> LoginSession | None:
     """The live session named by ``key`` (the parameter) and not contradicted by the cookies, else None."""
-    if not key:
+    if not key or not key.isprintable():  # a control character names no session (and PostgreSQL refuses NUL)
         return None
     cookie_key, cookie_id = cookies.get(SESSION_COOKIE), cookies.get(JSESSIONID)
     if cookie_key is not None and not hmac.compare_digest(cookie_key.encode(), key.encode()):

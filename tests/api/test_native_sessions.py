@@ -198,3 +198,12 @@ def test_session_helpers():
     assert sessions.normalise_path("ROOT") == "/"
     assert sessions.normalise_path("a/b") == "/a/b/"
     assert sessions.jsessionid("k") == sessions.jsessionid("k") != sessions.jsessionid("l")
+
+
+@pytest.mark.parametrize("param", ["sessionkey", "apiKey"])
+def test_a_key_with_a_control_character_is_401_on_every_database(app, param):
+    # PostgreSQL refuses a NUL in a query: the lookup must not reach the database (it answered 530)
+    client = app.test_client()
+    query = {"command": "listApis", "response": "json", param: "abc\x00def", "signature": "x"}
+    response = client.get("/client/api", query_string=query)
+    assert response.status_code == 401, response.data
