@@ -76,29 +76,47 @@ class PostgresBackend:
 
 
 class MariadbBackend:
-    """MariaDB has no template databases: each test gets a new database, migrated."""
+    """MariaDB has no template databases: one is migrated and bootstrapped, and each test's
+    database is made from its tables' own DDL (foreign keys included) and rows, which takes
+    a fraction of a migration."""
 
     def __init__(self):
         self.admin = sa.create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
         self.prefix = f"strato_t{uuid.uuid4().hex[:8]}"
+        self.template = f"{self.prefix}_template"
         self.made: list[str] = []
+        self._create(self.template)
+        prepare(Database(self._url(self.template)))
+        with self.admin.connect() as conn:
+            self.tables = [row[0] for row in conn.exec_driver_sql(f"SHOW TABLES FROM `{self.template}`")]
+            self.ddl = [conn.exec_driver_sql(f"SHOW CREATE TABLE `{self.template}`.`{table}`").one()[1]
+                        for table in self.tables]
 
     def _url(self, name: str) -> str:
         return str(sa.engine.make_url(MARIADB_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
 
-    def fresh(self) -> str:
-        name = f"{self.prefix}_{len(self.made)}"
+    def _create(self, name: str) -> None:
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+    def fresh(self) -> str:
+        name = f"{self.prefix}_{len(self.made)}"
+        self._create(name)
         self.made.append(name)
-        db = Database(self._url(name))
-        db.upgrade()
-        db.dispose()
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f"USE `{name}`")
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")  # tables in any order; the rows are consistent
+            for ddl in self.ddl:
+                conn.exec_driver_sql(ddl)
+            for table in self.tables:
+                conn.exec_driver_sql(f"INSERT INTO `{table}` SELECT * FROM `{self.template}`.`{table}`")
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
         return self._url(name)
 
     def drop_all(self) -> None:
+        self.admin.dispose()  # its connections' USE would hold the last database
         with self.admin.connect() as conn:
-            for name in self.made:
+            for name in [*self.made, self.template]:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         self.admin.dispose()
 
