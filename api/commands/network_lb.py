@@ -21,11 +21,11 @@ from .network_ips import owned_address, vm_on_network
 from .network_rules import (
     _list_rules,
     _open_firewall,
-    _revoke_with_related,
     check_port_conflicts,
     cidr_list,
     owned_rule,
     port_range,
+    revoke_rule,
     rule_network,
     start_rules_job,
 )
@@ -136,10 +136,7 @@ def update_load_balancer_rule(ctx, p):
              params={"id": P.uuid("the ID of the load balancer rule", required=True)})
 def delete_load_balancer_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "LoadBalancing")
-    revoked = _revoke_with_related(ctx, rule)
-    ctx.event("LB.DELETE", f"Deleting load balancer {rule.name}", rule)
-    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
-                           revoked=revoked, instance=rule)
+    return revoke_rule(ctx, rule, "LB.DELETE", f"Deleting load balancer {rule.name}")
 
 
 def _members(ctx, p, rule: NetworkRule) -> list[tuple[VirtualMachine, str]]:

@@ -271,10 +271,7 @@ def _open_firewall(ctx, network, address, rule, protocol, start, end, cidrs) -> 
              params={"id": P.uuid("the ID of the port forwarding rule", required=True)})
 def delete_port_forwarding_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "PortForwarding")
-    revoked = _revoke_with_related(ctx, rule)
-    ctx.event("NET.RULEDELETE", f"Deleting port forwarding rule {rule.uuid}", rule)
-    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
-                           revoked=revoked, instance=rule)
+    return revoke_rule(ctx, rule, "NET.RULEDELETE", f"Deleting port forwarding rule {rule.uuid}")
 
 
 @api_command("updatePortForwardingRule", response="portforwardingrule", is_async=True, roles=ALL_ROLES,
@@ -332,13 +329,6 @@ def rule_update_job(ctx):
     return render(ctx, {"kind": "pf", "id": ctx.params["rule"]})
 
 
-def _revoke_with_related(ctx, rule: NetworkRule) -> list[str]:
-    rules = [rule, *ctx.session.scalars(select(NetworkRule).where(NetworkRule.related_id == rule.id))]
-    for item in rules:
-        item.state = RuleState.REVOKE
-    return [item.uuid for item in rules]
-
-
 # -- IP forwarding (static NAT) rules ------------------------------------------------------------------
 
 
@@ -390,10 +380,7 @@ def create_ip_forwarding_rule(ctx, p):
              params={"id": P.uuid("the ID of the forwarding rule", required=True)})
 def delete_ip_forwarding_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "StaticNat")
-    revoked = _revoke_with_related(ctx, rule)
-    ctx.event("NET.RULEDELETE", f"Deleting IP forwarding rule {rule.uuid}", rule)
-    return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
-                           revoked=revoked, instance=rule)
+    return revoke_rule(ctx, rule, "NET.RULEDELETE", f"Deleting IP forwarding rule {rule.uuid}")
 
 
 @api_command("listIpForwardingRules", response="ipforwardingrule", is_list=True, roles=ALL_ROLES,
@@ -485,19 +472,22 @@ def _no_ports(ctx, p) -> tuple[None, None]:
     return None, None
 
 
-def _revoke(ctx, rule, event_type: str, description: str):
-    """Mark a firewall rule for removal and queue the router update that takes it out."""
-    rule.state = RuleState.REVOKE
+def revoke_rule(ctx, rule: NetworkRule, event_type: str, description: str):
+    """Mark a rule for removal, with the rules made for it (the firewall rule of an
+    ``openfirewall``), and queue the router update that takes them out."""
+    rules = [rule, *ctx.session.scalars(select(NetworkRule).where(NetworkRule.related_id == rule.id))]
+    for item in rules:
+        item.state = RuleState.REVOKE
     ctx.event(event_type, description, rule)
     return start_rules_job(ctx, ctx.session.get(Network, rule.network_id), render={"kind": "success"},
-                           revoked=[rule.uuid], instance=rule)
+                           revoked=[item.uuid for item in rules], instance=rule)
 
 
 @api_command("deleteFirewallRule", response="success", is_async=True, roles=ALL_ROLES,
              description="Deletes a firewall rule", params={"id": P.uuid("the ID of the firewall rule", required=True)})
 def delete_firewall_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "Firewall", "Ingress")
-    return _revoke(ctx, rule, "FIREWALL.CLOSE", f"Deleting firewall rule {rule.uuid}")
+    return revoke_rule(ctx, rule, "FIREWALL.CLOSE", f"Deleting firewall rule {rule.uuid}")
 
 
 @api_command("listFirewallRules", response="firewallrule", is_list=True, roles=ALL_ROLES,
@@ -550,7 +540,7 @@ def create_egress_firewall_rule(ctx, p):
              params={"id": P.uuid("the ID of the firewall rule", required=True)})
 def delete_egress_firewall_rule(ctx, p):
     rule = owned_rule(ctx, p["id"], "Firewall", "Egress")
-    return _revoke(ctx, rule, "FIREWALL.EGRESS.CLOSE", f"Deleting egress rule {rule.uuid}")
+    return revoke_rule(ctx, rule, "FIREWALL.EGRESS.CLOSE", f"Deleting egress rule {rule.uuid}")
 
 
 @api_command("listEgressFirewallRules", response="firewallrule", is_list=True, roles=ALL_ROLES,
